@@ -1,0 +1,122 @@
+"""Command line. Thin: argument parsing and one trampoline per subcommand.
+
+Analysis modules are imported inside the subcommands so that ``vpcheck
+rules`` or a usage error costs no tree-sitter or GitPython start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2 like every input error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SystemExit(_fail(f"{self.prog}: {message}"))
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"vpcheck: error: {message}\n")
+    return EXIT_ERROR
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    from .report import FORMATS
+
+    p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--rule", action="append", metavar="RULE", help="run only this rule (repeat)")
+    p.add_argument("--skip", action="append", metavar="RULE", help="do not run this rule")
+    p.add_argument("--severity", choices=("info", "warning", "error"), default="warning",
+                   help="report findings at or above this severity (default: warning)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="vpcheck", description=__doc__.splitlines()[0] if __doc__ else None)
+    from . import __version__
+
+    ap.add_argument("--version", action="version", version=f"vpcheck {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    c = sub.add_parser("check", help="check a kernel tree (directory, git revision, tarball, remote)")
+    c.add_argument("path", nargs="?", help="kernel tree directory, git repo (with --rev) or tarball")
+    c.add_argument("--rev", help="read this revision from the git objects (no checkout)")
+    c.add_argument("--remote", metavar="URL", help="fetch from this remote into a cache")
+    c.add_argument("--ref", default="HEAD", help="ref to fetch with --remote (default: HEAD)")
+    _common(c)
+    c.set_defaults(func=cmd_check)
+
+    r = sub.add_parser("rules", help="list the rules")
+    r.set_defaults(func=cmd_rules)
+    e = sub.add_parser("explain", help="show a rule's rationale")
+    e.add_argument("rule_id")
+    e.set_defaults(func=cmd_explain)
+    return ap
+
+
+def _threshold(findings, severity: str):
+    from .findings import severity_rank
+
+    return [f for f in findings if severity_rank(f.severity) >= severity_rank(severity)]
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from . import checks, facts, ruleset, source
+    from .report import Result, render
+
+    if args.remote is not None and (args.path or args.rev):
+        raise SystemExit(_fail("check: --remote cannot be combined with PATH or --rev"))
+    selected = ruleset.select(args.rule, args.skip)
+    t0 = time.perf_counter()
+    snap = source.load(args.path, rev=args.rev, remote=args.remote, ref=args.ref)
+    fx = facts.extract(snap)
+    found = _threshold(checks.run(selected, fx), args.severity)
+    summary = {"files": len(snap.files), "parsed": fx.parsed_files,
+               "error_nodes": fx.error_nodes, "findings": len(found),
+               "seconds": round(time.perf_counter() - t0, 3)}
+    result = Result(snap.target, found, summary, sources=snap.files)
+    sys.stdout.write(render(args.format, result, selected))
+    return EXIT_FINDINGS if found else EXIT_CLEAN
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from .ruleset import load_rules
+
+    for r in load_rules():
+        sys.stdout.write(f"{r.id:20s} {r.severity:8s} {r.title}\n")
+    return EXIT_CLEAN
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .ruleset import select
+
+    (r,) = select([args.rule_id])
+    sys.stdout.write(f"{r.id} ({r.severity}, confidence {r.confidence})\n{r.title}\n\n"
+                     f"{r.rationale.strip()}\n")
+    return EXIT_CLEAN
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .errors import InputError
+
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except InputError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_CLEAN
+    except OSError as e:
+        return _fail(f"{getattr(e, 'filename', None) or ''}: {e.strerror or e}".lstrip(": "))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

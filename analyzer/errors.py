@@ -1,0 +1,9 @@
+"""The one exception type that means "bad input": one line on stderr, exit 2."""
+
+
+class InputError(Exception):
+    """Raised for anything the user gave us that we cannot use.
+
+    The message is printed as is, as a single line, so it must name the
+    offending path, revision, patch or URL itself.
+    """

@@ -1,0 +1,354 @@
+"""Facts: what the checks need to know about a snapshot, read with tree-sitter.
+
+Extraction is a pure function of (path, bytes) and is cached by blob id, so a
+file that a patch series does not touch is parsed once for the whole series.
+Files that contain none of the tokens the rules care about are not parsed.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from tree_sitter import Node
+
+from . import cparse
+from .source import Snapshot, check_utf8
+
+# A file that holds none of these bytes cannot contribute a fact any rule uses.
+TOKENS = (
+    b"vp_base", b"vcores", b"pack_vcpu_id", b"KVM_MAX_VCPU", b"KVM_MAX_VCORES",
+    b"MAX_SMT_THREADS", b"nr_servers", b"smt_mode", b"NR_CPUS",
+)
+
+
+@dataclass(frozen=True)
+class Define:
+    name: str
+    value: str
+    path: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    path: str
+    line: int
+    end_line: int
+    params: tuple[str, ...]
+    start_byte: int
+    end_byte: int
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    path: str
+    line: int
+    column: int
+    function: str | None
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VpAddition:
+    """``X->vp_base + E`` (operands in either order, through parens and casts)."""
+
+    path: str
+    line: int
+    column: int
+    function: str | None
+    start_byte: int  # the whole additive chain that holds the vp_base term
+    end_byte: int
+    obj: str  # X, as written
+    offset: str  # E, as written (the other terms of the chain, in order)
+    expr: str  # the chain, as written
+
+
+@dataclass(frozen=True)
+class VpHelper:
+    """A function whose return value is ``P->vp_base + <expr>``."""
+
+    name: str
+    path: str
+    line: int
+    obj_param: int  # which parameter is P
+    offset_param: int | None  # which other parameter feeds <expr> (None if unclear)
+
+
+@dataclass(frozen=True)
+class Subscript:
+    """``...vcores[INDEX]``."""
+
+    path: str
+    line: int
+    column: int
+    function: str | None
+    array: str
+    index: str
+    is_write: bool
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    path: str
+    blob: str
+    parsed: bool
+    errors: int
+    includes: tuple[str, ...] = ()
+    defines: tuple[Define, ...] = ()
+    functions: tuple[Function, ...] = ()
+    vp_additions: tuple[VpAddition, ...] = ()
+    vp_helpers: tuple[VpHelper, ...] = ()
+    subscripts: tuple[Subscript, ...] = ()
+
+
+@dataclass(frozen=True)
+class Facts:
+    snapshot: Snapshot
+    files: Mapping[str, FileFacts]
+    seconds: float = 0.0
+    defines: Mapping[str, Define] = field(default_factory=dict)
+    functions: Mapping[str, Function] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        defines: dict[str, Define] = {}
+        functions: dict[str, Function] = {}
+        for ff in self.files.values():
+            for d in ff.defines:
+                defines.setdefault(d.name, d)
+            for f in ff.functions:
+                functions.setdefault(f.name, f)
+        object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
+        object.__setattr__(self, "defines", MappingProxyType(defines))
+        object.__setattr__(self, "functions", MappingProxyType(functions))
+
+    def all(self, attr: str) -> Iterable:
+        for path in sorted(self.files):
+            yield from getattr(self.files[path], attr)
+
+    @property
+    def parsed_files(self) -> int:
+        return sum(ff.parsed for ff in self.files.values())
+
+    @property
+    def error_nodes(self) -> int:
+        return sum(ff.errors for ff in self.files.values())
+
+
+def extract(snapshot: Snapshot) -> Facts:
+    t0 = time.perf_counter()
+    files = {}
+    for path, data in snapshot.files.items():
+        check_utf8(path, data)
+        files[path] = extract_file(path, data)
+    return Facts(snapshot, files, time.perf_counter() - t0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _extract_cached(path: str, blob: str, data: bytes) -> FileFacts:
+    if not any(tok in data for tok in TOKENS):
+        return FileFacts(path, blob, parsed=False, errors=0)
+    tree = cparse.parse(data)
+    root = tree.root_node
+    return FileFacts(
+        path=path,
+        blob=blob,
+        parsed=True,
+        errors=cparse.count_errors(tree),
+        includes=_includes(root),
+        defines=_defines(path, root),
+        functions=_functions(path, root),
+        vp_additions=_vp_additions(path, root) if b"vp_base" in data else (),
+        vp_helpers=_vp_helpers(path, root) if b"vp_base" in data else (),
+        subscripts=_subscripts(path, root) if b"vcores" in data else (),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def calls(path: str, data: bytes) -> tuple[Call, ...]:
+    """Every call site of a file; computed on demand (it is the costly extractor)."""
+    return _calls(path, cparse.parse(data).root_node)
+
+
+def extract_file(path: str, data: bytes) -> FileFacts:
+    return _extract_cached(path, cparse.blob_id(data), data)
+
+
+# --- extractors -----------------------------------------------------------
+
+Q_INCLUDE = "(preproc_include path: (_) @path)"
+Q_DEFINE = "(preproc_def name: (identifier) @name value: (preproc_arg)? @value) @def"
+Q_FUNCTION = "(function_definition) @fn"
+Q_CALL = "(call_expression function: (identifier) @name arguments: (argument_list) @args) @call"
+Q_ADD = '(binary_expression operator: "+") @add'
+Q_RETURN = "(return_statement) @ret"
+Q_SUBSCRIPT = "(subscript_expression argument: (_) @array index: (_) @index) @sub"
+
+
+def _line(node: Node) -> int:
+    return node.start_point.row + 1
+
+
+def _col(node: Node) -> int:
+    return node.start_point.column + 1
+
+
+def _fname(node: Node) -> str | None:
+    fn = cparse.enclosing_function(node)
+    return cparse.function_name(fn) if fn is not None else None
+
+
+def _includes(root: Node) -> tuple[str, ...]:
+    return tuple(cparse.text(n).strip('"<>') for n in cparse.captures(Q_INCLUDE, root).get("path", []))
+
+
+def _defines(path: str, root: Node) -> tuple[Define, ...]:
+    out = []
+    for m in cparse.matches(Q_DEFINE, root):
+        name = cparse.text(m["name"][0])
+        value = cparse.text(m["value"][0]).replace("\\\n", " ").strip() if "value" in m else ""
+        value = _strip_comments(value)
+        out.append(Define(name, value, path, _line(m["def"][0])))
+    return tuple(out)
+
+
+def _strip_comments(s: str) -> str:
+    while "/*" in s:
+        a = s.index("/*")
+        b = s.find("*/", a + 2)
+        s = s[:a] + " " + (s[b + 2 :] if b >= 0 else "")
+    if "//" in s:
+        s = s[: s.index("//")]
+    return " ".join(s.split())
+
+
+def _params(fn: Node) -> tuple[str, ...]:
+    d = fn.child_by_field_name("declarator")
+    while d is not None and d.type != "function_declarator":
+        d = d.child_by_field_name("declarator")
+    if d is None:
+        return ()
+    out = []
+    for p in d.child_by_field_name("parameters").named_children:
+        if p.type != "parameter_declaration":
+            continue
+        n = p.child_by_field_name("declarator")
+        while n is not None and n.type != "identifier":
+            n = n.child_by_field_name("declarator")
+        out.append(cparse.text(n) if n is not None else "")
+    return tuple(out)
+
+
+def _functions(path: str, root: Node) -> tuple[Function, ...]:
+    out = []
+    for fn in cparse.captures(Q_FUNCTION, root).get("fn", []):
+        name = cparse.function_name(fn)
+        if name:
+            out.append(Function(name, path, _line(fn), fn.end_point.row + 1, _params(fn),
+                                fn.start_byte, fn.end_byte))
+    return tuple(out)
+
+
+def _calls(path: str, root: Node) -> tuple[Call, ...]:
+    out = []
+    for m in cparse.matches(Q_CALL, root):
+        call = m["call"][0]
+        args = tuple(cparse.text(a) for a in m["args"][0].named_children if a.type != "comment")
+        out.append(Call(cparse.text(m["name"][0]), path, _line(call), _col(call), _fname(call), args))
+    return tuple(out)
+
+
+def is_vp_base(node: Node) -> bool:
+    node = cparse.strip_parens(node)
+    if node.type != "field_expression":
+        return False
+    f = node.child_by_field_name("field")
+    return f is not None and cparse.text(f) == "vp_base"
+
+
+def _additive_chain(node: Node) -> Node:
+    """The topmost ``+`` expression that ``node`` is a term of (not crossing parens)."""
+    while (
+        node.parent is not None
+        and node.parent.type == "binary_expression"
+        and node.parent.child_by_field_name("operator").type == "+"
+        and node.parent.child_by_field_name("left") == node
+    ):
+        node = node.parent
+    return node
+
+
+def _terms(node: Node) -> list[Node]:
+    if node.type == "binary_expression" and node.child_by_field_name("operator").type == "+":
+        return _terms(node.child_by_field_name("left")) + [node.child_by_field_name("right")]
+    return [node]
+
+
+def _vp_additions(path: str, root: Node) -> tuple[VpAddition, ...]:
+    out = []
+    seen: set[int] = set()
+    for add in cparse.captures(Q_ADD, root).get("add", []):
+        terms = _terms(add)
+        base = [t for t in terms if is_vp_base(t)]
+        if len(base) != 1 or len(terms) < 2:
+            continue
+        chain = _additive_chain(add)
+        if chain.start_byte in seen:
+            continue
+        seen.add(chain.start_byte)
+        terms = _terms(chain)
+        vp = base[0]
+        obj = cparse.strip_parens(vp).child_by_field_name("argument")
+        offset = " + ".join(cparse.text(t) for t in terms if t != vp)
+        out.append(VpAddition(path, _line(chain), _col(chain), _fname(chain), chain.start_byte,
+                              chain.end_byte, cparse.text(obj), offset, cparse.text(chain)))
+    return tuple(out)
+
+
+def _vp_helpers(path: str, root: Node) -> tuple[VpHelper, ...]:
+    out = []
+    for fn in cparse.captures(Q_FUNCTION, root).get("fn", []):
+        params = _params(fn)
+        for ret in cparse.captures(Q_RETURN, fn).get("ret", []):
+            if cparse.enclosing_function(ret) != fn or not ret.named_children:
+                continue
+            expr = cparse.strip_parens(ret.named_children[0])
+            terms = _terms(expr) if expr.type == "binary_expression" else []
+            base = [t for t in terms if is_vp_base(t)]
+            if len(terms) < 2 or len(base) != 1:
+                continue
+            obj = cparse.text(cparse.strip_parens(base[0]).child_by_field_name("argument"))
+            if obj not in params:
+                continue
+            rest = " ".join(cparse.text(t) for t in terms if t != base[0])
+            others = [i for i, p in enumerate(params) if p != obj and p and _mentions(rest, p)]
+            out.append(VpHelper(cparse.function_name(fn), path, _line(fn), params.index(obj),
+                                others[0] if len(others) == 1 else None))
+            break
+    return tuple(out)
+
+
+def _mentions(text: str, name: str) -> bool:
+    return re.search(rf"\b{re.escape(name)}\b", text) is not None
+
+
+def _subscripts(path: str, root: Node) -> tuple[Subscript, ...]:
+    out = []
+    for m in cparse.matches(Q_SUBSCRIPT, root):
+        arr = cparse.strip_parens(m["array"][0])
+        name = arr.child_by_field_name("field") if arr.type == "field_expression" else arr
+        if name is None or cparse.text(name) != "vcores":
+            continue
+        sub = m["sub"][0]
+        parent = sub.parent
+        is_write = (parent is not None and parent.type == "assignment_expression"
+                    and parent.child_by_field_name("left") == sub)
+        out.append(Subscript(path, _line(sub), _col(sub), _fname(sub), cparse.text(arr),
+                             cparse.text(m["index"][0]), is_write))
+    return tuple(out)

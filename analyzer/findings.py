@@ -1,0 +1,63 @@
+"""The Finding record: what every check produces and every report consumes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+SEVERITIES = ("info", "warning", "error")
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity)
+
+
+@dataclass(frozen=True)
+class PatchRef:
+    index: int
+    total: int
+    subject: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: str
+    path: str
+    line: int
+    column: int
+    function: str | None
+    message: str
+    # What identifies the finding when lines move: normalised matched text.
+    key: str = ""
+    counterexample: Mapping[str, Any] | None = None
+    fix: str | None = None
+    patch: PatchRef | None = None
+    fingerprint: str = field(default="", compare=False)
+
+    def sort_key(self) -> tuple:
+        return (self.path, self.line, self.column, self.rule, self.message)
+
+
+def _digest(*parts: object) -> str:
+    h = hashlib.sha1("\x1f".join(str(p) for p in parts).encode())
+    return h.hexdigest()[:20]
+
+
+def fingerprinted(findings: Iterable[Finding]) -> list[Finding]:
+    """Sort findings and give each a fingerprint that survives line shifts.
+
+    The fingerprint hashes (rule, path, function, normalised key) plus the
+    ordinal among findings sharing those, so two identical expressions in one
+    function stay distinct without depending on line numbers.
+    """
+    out = []
+    seen: Counter[tuple] = Counter()
+    for f in sorted(findings, key=Finding.sort_key):
+        base = (f.rule, f.path, f.function or "", " ".join((f.key or f.message).split()))
+        out.append(replace(f, fingerprint=_digest(*base, seen[base])))
+        seen[base] += 1
+    return out
