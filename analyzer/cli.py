@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"vpcheck {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    c = sub.add_parser("check", help="check a kernel tree (directory, git revision, tarball, remote)")
-    c.add_argument("path", nargs="?", help="kernel tree directory, git repo (with --rev) or tarball")
+    c = sub.add_parser("check", help="check a kernel tree (directory, revision, tarball, remote)")
+    c.add_argument("path", nargs="?", help="kernel tree, git repo (with --rev) or tarball")
     c.add_argument("--rev", help="read this revision from the git objects (no checkout)")
     c.add_argument("--remote", metavar="URL", help="fetch from this remote into a cache")
     c.add_argument("--ref", default="HEAD", help="ref to fetch with --remote (default: HEAD)")

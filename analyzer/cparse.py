@@ -68,10 +68,31 @@ def text(node: Node) -> str:
     return node.text.decode("utf-8", "replace")
 
 
+# ``(u32)(x)`` is ambiguous to a parser without a symbol table: tree-sitter
+# reads it as a call of ``(u32)``. Names of this shape are taken as types.
+_TYPE_NAME = re.compile(r"^(?:__)?[us](?:8|16|32|64)$|^[a-z_0-9]+_t$|^(?:bool|size_t)$")
+
+
+def cast_like_call(node: Node) -> Node | None:
+    """The operand of a ``(type)(x)`` misparsed as a call, else None."""
+    if node.type != "call_expression":
+        return None
+    fn = node.child_by_field_name("function")
+    if fn.type != "parenthesized_expression" or fn.named_child_count != 1:
+        return None
+    inner = fn.named_children[0]
+    if inner.type != "identifier" or not _TYPE_NAME.match(inner.text.decode()):
+        return None
+    args = [a for a in node.child_by_field_name("arguments").named_children if a.type != "comment"]
+    return args[0] if len(args) == 1 else None
+
+
 def strip_parens(node: Node) -> Node:
     """Look through parentheses and casts: ``((u32)(x))`` is ``x``."""
     while True:
-        if node.type == "parenthesized_expression":
+        if (operand := cast_like_call(node)) is not None:
+            node = operand
+        elif node.type == "parenthesized_expression":
             inner = [c for c in node.named_children if c.type != "comment"]
             if len(inner) != 1:
                 return node

@@ -205,7 +205,8 @@ def _fname(node: Node) -> str | None:
 
 
 def _includes(root: Node) -> tuple[str, ...]:
-    return tuple(cparse.text(n).strip('"<>') for n in cparse.captures(Q_INCLUDE, root).get("path", []))
+    nodes = cparse.captures(Q_INCLUDE, root).get("path", [])
+    return tuple(cparse.text(n).strip('"<>') for n in nodes)
 
 
 def _defines(path: str, root: Node) -> tuple[Define, ...]:
@@ -260,7 +261,8 @@ def _calls(path: str, root: Node) -> tuple[Call, ...]:
     for m in cparse.matches(Q_CALL, root):
         call = m["call"][0]
         args = tuple(cparse.text(a) for a in m["args"][0].named_children if a.type != "comment")
-        out.append(Call(cparse.text(m["name"][0]), path, _line(call), _col(call), _fname(call), args))
+        name = cparse.text(m["name"][0])
+        out.append(Call(name, path, _line(call), _col(call), _fname(call), args))
     return tuple(out)
 
 

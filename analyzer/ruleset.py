@@ -62,7 +62,8 @@ def parse_rule(name: str, data: bytes) -> Rule:
 @functools.cache
 def load_rules() -> tuple[Rule, ...]:
     files = importlib.resources.files("analyzer.rules")
-    rules = [parse_rule(p.name, p.read_bytes()) for p in files.iterdir() if p.name.endswith(".toml")]
+    rules = [parse_rule(p.name, p.read_bytes())
+             for p in files.iterdir() if p.name.endswith(".toml")]
     return tuple(sorted(rules, key=lambda r: r.id))
 
 
