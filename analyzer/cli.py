@@ -75,7 +75,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     selected = ruleset.select(args.rule, args.skip)
     t0 = time.perf_counter()
     snap = source.load(args.path, rev=args.rev, remote=args.remote, ref=args.ref)
-    fx = facts.extract(snap)
+    fx = facts.extract(snap, ruleset.tokens(selected))
     found = _threshold(checks.run(selected, fx), args.severity)
     summary = {"files": len(snap.files), "parsed": fx.parsed_files,
                "error_nodes": fx.error_nodes, "findings": len(found),

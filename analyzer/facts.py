@@ -19,7 +19,8 @@ from tree_sitter import Node
 from . import cparse
 from .source import Snapshot, check_utf8
 
-# A file that holds none of these bytes cannot contribute a fact any rule uses.
+# By default a file is parsed when it holds one of these; the rules that run
+# narrow it down (each rule file lists the tokens its facts can come from).
 TOKENS = (
     b"vp_base", b"vcores", b"pack_vcpu_id", b"KVM_MAX_VCPU", b"KVM_MAX_VCORES",
     b"MAX_SMT_THREADS", b"nr_servers", b"smt_mode", b"NR_CPUS",
@@ -141,19 +142,22 @@ class Facts:
         return sum(ff.errors for ff in self.files.values())
 
 
-def extract(snapshot: Snapshot) -> Facts:
+def extract(snapshot: Snapshot, tokens: Iterable[bytes] = TOKENS) -> Facts:
+    """Facts of every file; only files holding one of ``tokens`` are parsed."""
     t0 = time.perf_counter()
+    tokens = tuple(tokens)
     files = {}
     for path, data in snapshot.files.items():
         check_utf8(path, data)
-        files[path] = extract_file(path, data)
+        if any(tok in data for tok in tokens):
+            files[path] = extract_file(path, data)
+        else:
+            files[path] = FileFacts(path, cparse.blob_id(data), parsed=False, errors=0)
     return Facts(snapshot, files, time.perf_counter() - t0)
 
 
 @functools.lru_cache(maxsize=1024)
 def _extract_cached(path: str, blob: str, data: bytes) -> FileFacts:
-    if not any(tok in data for tok in TOKENS):
-        return FileFacts(path, blob, parsed=False, errors=0)
     tree = cparse.parse(data)
     root = tree.root_node
     return FileFacts(

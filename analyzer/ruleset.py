@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -31,6 +31,7 @@ class Rule:
     message: str
     rationale: str
     scope: tuple[str, ...] = ("arch/powerpc/kvm/*",)
+    tokens: tuple[str, ...] = ()  # a file without any of these cannot matter to the rule
     params: Mapping[str, Any] = field(default_factory=dict)
     fix: str = ""
     references: tuple[str, ...] = ()
@@ -55,8 +56,22 @@ def parse_rule(name: str, data: bytes) -> Rule:
         raise RuleFileError(f"{name}: confidence must be one of {CONFIDENCES}")
     if name != f"{raw['id']}.toml":
         raise RuleFileError(f"{name}: file name does not match id {raw['id']!r}")
-    scope = raw.pop("scope", {}).get("paths", ["arch/powerpc/kvm/*"])
-    return Rule(scope=tuple(scope), references=tuple(raw.pop("references", ())), **raw)
+    scope = raw.pop("scope", {})
+    return Rule(scope=tuple(scope.get("paths", ["arch/powerpc/kvm/*"])),
+                tokens=tuple(scope.get("tokens", ())),
+                references=tuple(raw.pop("references", ())), **raw)
+
+
+def tokens(rules: Iterable[Rule]) -> tuple[bytes, ...]:
+    """The union of the rules' prefilter tokens (all of facts.TOKENS if one has none)."""
+    from .facts import TOKENS
+
+    out: set[bytes] = set()
+    for r in rules:
+        if not r.tokens:
+            return TOKENS
+        out.update(t.encode() for t in r.tokens)
+    return tuple(sorted(out))
 
 
 @functools.cache

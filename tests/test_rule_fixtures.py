@@ -37,7 +37,8 @@ def test_fixture(rule_id: str, case: Path) -> None:
     marks = annotations(snap.files)
     expected = marks.get(f"expect:{rule_id}", set())
     assert expected or marks.get(f"ok:{rule_id}"), f"{case} carries no annotation for {rule_id}"
-    found = checks.run(ruleset.select([rule_id]), facts.extract(snap))
+    rules = ruleset.select([rule_id])
+    found = checks.run(rules, facts.extract(snap, ruleset.tokens(rules)))
     noisy, missing = compare(expected, ((f.path, f.line) for f in found))
     assert not noisy and not missing, f"noisy (false positives): {sorted(noisy)}; " \
                                       f"missing (false negatives): {sorted(missing)}"

@@ -1,0 +1,54 @@
+"""Wall time and peak memory of `vpcheck check` on Debian's 6.12 tree.
+
+Usage: python benchmarks/bench_check.py [TREE_DIR] [TARBALL]
+Each measurement is a fresh interpreter running the CLI, as a user would, so
+start-up and imports are included. Peak memory is the child's max RSS.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+TARBALL = "/usr/src/linux-source-6.12.tar.xz"
+
+
+def measure(argv: list[str], repeat: int = 5) -> tuple[float, float]:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "analyzer.cli", *argv], stdout=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - t)
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return best, rss
+
+
+def extract(tarball: str, dest: str) -> str:
+    with tarfile.open(tarball, "r|xz") as tar:
+        for m in tar:
+            rel = m.name.partition("/")[2]
+            if m.isfile() and rel.startswith(("arch/powerpc/", "include/linux/kvm_host.h",
+                                              "virt/kvm/")):
+                m.name = rel
+                tar.extract(m, dest, filter="data")
+    return dest
+
+
+def main() -> None:
+    tarball = sys.argv[2] if len(sys.argv) > 2 else TARBALL
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = sys.argv[1] if len(sys.argv) > 1 else extract(tarball, tmp)
+        wall, rss = measure(["check", tree])
+        print(f"check directory  {tree}: best of 5 {wall:.3f} s wall, peak RSS {rss:.0f} MiB")
+        if os.path.exists(tarball):
+            wall, rss = measure(["check", tarball], repeat=1)
+            print(f"check tarball    {tarball}: {wall:.3f} s wall, peak RSS {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
