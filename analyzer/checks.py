@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 
 from .facts import Facts, VpAddition, VpHelper
 from .findings import Finding, fingerprinted
@@ -39,7 +40,13 @@ def run(rules: Iterable[Rule], facts: Facts) -> list[Finding]:
         if fn is None:
             raise KeyError(f"rule {rule.id}: no check named {rule.check!r}")
         found.extend(f for f in fn(rule, facts) if in_scope(rule, f.path))
-    return fingerprinted(found)
+    return fingerprinted(replace(f, snippet=_line_text(facts, f.path, f.line)) for f in found)
+
+
+def _line_text(facts: Facts, path: str, line: int) -> str:
+    data = facts.snapshot.files.get(path, b"")
+    lines = data.split(b"\n")
+    return lines[line - 1].decode("utf-8", "replace") if 0 < line <= len(lines) else ""
 
 
 # --- xive-raw-vp-base ------------------------------------------------------

@@ -34,6 +34,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip", action="append", metavar="RULE", help="do not run this rule")
     p.add_argument("--severity", choices=("info", "warning", "error"), default="warning",
                    help="report findings at or above this severity (default: warning)")
+    p.add_argument("--terse", action="store_true",
+                   help="checkpatch format: one line per finding, no total (for b4)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -51,6 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--ref", default="HEAD", help="ref to fetch with --remote (default: HEAD)")
     _common(c)
     c.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("series", help="check a patch series against its base, patch by patch")
+    s.add_argument("series", nargs="+", metavar="SERIES",
+                   help="mbox, patch file, directory of patches, '-' (stdin) or BASE..HEAD")
+    s.add_argument("--repo", default=".", help="the kernel git repository (default: .)")
+    s.add_argument("--base", help="apply on this revision (default: the base-commit: trailer, "
+                                  "else HEAD with each file's preimage from the diff's index line)")
+    s.add_argument("--all", action="store_true", help="also show findings already at the base")
+    s.add_argument("--per-patch", action="store_true",
+                   help="show what each patch adds, even if a later patch removes it")
+    _common(s)
+    s.set_defaults(func=cmd_series)
 
     r = sub.add_parser("rules", help="list the rules")
     r.set_defaults(func=cmd_rules)
@@ -80,9 +94,56 @@ def cmd_check(args: argparse.Namespace) -> int:
     summary = {"files": len(snap.files), "parsed": fx.parsed_files,
                "error_nodes": fx.error_nodes, "findings": len(found),
                "seconds": round(time.perf_counter() - t0, 3)}
-    result = Result(snap.target, found, summary, sources=snap.files)
-    sys.stdout.write(render(args.format, result, selected))
+    result = Result(snap.target, found, summary)
+    sys.stdout.write(render(args.format, result, selected, terse=args.terse))
     return EXIT_FINDINGS if found else EXIT_CLEAN
+
+
+def cmd_series(args: argparse.Namespace) -> int:
+    from . import checks, facts, patches, ruleset, series
+    from .report import Result, render
+
+    selected = ruleset.select(args.rule, args.skip)
+    tokens = ruleset.tokens(selected)
+    t0 = time.perf_counter()
+    ranges = [s for s in args.series if ".." in s and not _is_path(s)]
+    if ranges:
+        if len(args.series) != 1:
+            raise SystemExit(_fail("series: a BASE..HEAD range cannot be mixed with other input"))
+        ser = series.range_series(args.repo, ranges[0])
+        plist = [s.patch for s in ser.steps]
+    else:
+        stdin = sys.stdin.buffer.read() if "-" in args.series else None
+        plist = patches.read_series(args.series, stdin)
+        ser = series.apply_series(args.repo, plist, args.base)
+
+    def analyse(snap):
+        return checks.run(selected, facts.extract(snap, tokens))
+
+    verdict = series.attribute(ser, analyse)
+    if args.per_patch:
+        shown = [f for step in verdict.per_patch for f in step]
+    elif args.all:
+        new = {f.fingerprint: f for f in verdict.new}
+        shown = [new.get(f.fingerprint, f) for f in verdict.all]
+    else:
+        shown = list(verdict.new)
+    shown = _threshold(shown, args.severity)
+    lines = sum(p.diff.count("\n") for p in plist)
+    summary = {"patches": len(plist), "files": len(ser.steps[-1].snapshot.files)
+               if ser.steps else len(ser.base.files), "lines": lines,
+               "findings": len(shown), "fixed": len(verdict.fixed),
+               "seconds": round(time.perf_counter() - t0, 3)}
+    result = Result(ser.base.target, shown, summary, fixed=verdict.fixed,
+                    patch_lines=patches.added_lines(plist))
+    sys.stdout.write(render(args.format, result, selected, terse=args.terse))
+    return EXIT_FINDINGS if shown else EXIT_CLEAN
+
+
+def _is_path(s: str) -> bool:
+    import os
+
+    return os.path.exists(s)
 
 
 def cmd_rules(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ class Finding:
     counterexample: Mapping[str, Any] | None = None
     fix: str | None = None
     patch: PatchRef | None = None
+    snippet: str = field(default="", compare=False)  # the source line, for reports
     fingerprint: str = field(default="", compare=False)
 
     def sort_key(self) -> tuple:

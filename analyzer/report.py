@@ -27,20 +27,18 @@ class Result:
     findings: Sequence[Finding]
     summary: Mapping[str, Any]
     fixed: Sequence[Finding] | None = None
-    sources: Mapping[str, bytes] = field(default_factory=dict)  # path -> bytes, for context lines
+    # (patch index, path, line in the new file) -> line number inside the patch text
+    patch_lines: Mapping[tuple[int, str, int], int] = field(default_factory=dict)
 
 
-def render(fmt: str, result: Result, rules: Sequence[Rule]) -> str:
-    return {"text": text, "json": as_json, "gcc": gcc, "checkpatch": checkpatch,
-            "sarif": sarif}[fmt](result, rules)
+def render(fmt: str, result: Result, rules: Sequence[Rule], terse: bool = False) -> str:
+    if fmt == "checkpatch":
+        return checkpatch_terse(result) if terse else checkpatch(result)
+    return {"text": text, "json": as_json, "gcc": gcc, "sarif": sarif}[fmt](result, rules)
 
 
 def _source_line(result: Result, f: Finding) -> str | None:
-    data = result.sources.get(f.path)
-    if data is None:
-        return None
-    lines = data.split(b"\n")
-    return lines[f.line - 1].decode("utf-8", "replace") if 0 < f.line <= len(lines) else None
+    return f.snippet or None
 
 
 def _where(f: Finding) -> str:
@@ -79,9 +77,38 @@ def gcc(result: Result, rules: Sequence[Rule]) -> str:
                    f"{_counterexample(f)} [{f.rule}]\n" for f in result.findings)
 
 
-def checkpatch(result: Result, rules: Sequence[Rule]) -> str:
+def checkpatch_terse(result: Result) -> str:
+    """``checkpatch.pl --terse --showfile --no-summary --mailback``: what b4 parses.
+
+    One line per finding, nothing at all when clean.
+    """
     return "".join(f"{f.path}:{f.line}: {CHECKPATCH_LEVEL[f.severity]}: {f.message}"
                    f"{_counterexample(f)} [{f.rule}]\n" for f in result.findings)
+
+
+def checkpatch(result: Result) -> str:
+    """checkpatch.pl's default layout: level and message, location, the line; a total.
+
+    ``#N`` is the line in the patch when the finding is on a line the patch
+    adds (``patch_lines`` maps (path, line) to it); nothing is printed when clean.
+    """
+    if not result.findings:
+        return ""
+    out = []
+    for f in result.findings:
+        out.append(f"{CHECKPATCH_LEVEL[f.severity]}:{f.rule.upper().replace('-', '_')}: "
+                   f"{f.message}{_counterexample(f)}")
+        n = result.patch_lines.get((f.patch.index if f.patch else 0, f.path, f.line))
+        out.append(f"{f'#{n}: ' if n else ''}FILE: {f.path}:{f.line}:")
+        src = _source_line(result, f)
+        if src is not None:
+            out.append(f"+{src}")
+        out.append("")
+    counts = {sev: sum(f.severity == sev for f in result.findings) for sev in CHECKPATCH_LEVEL}
+    checks = f", {counts['info']} checks" if counts["info"] else ""
+    out.append(f"total: {counts['error']} errors, {counts['warning']} warnings{checks}, "
+               f"{result.summary.get('lines', 0)} lines checked")
+    return "\n".join(out) + "\n"
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:
