@@ -66,7 +66,7 @@ def _visible_helper(helpers: list[VpHelper], facts: Facts, path: str) -> VpHelpe
 
 
 def _fix_args(helper: VpHelper, add: VpAddition) -> str | None:
-    if helper.offset_param is None or {helper.obj_param, helper.offset_param} != {0, 1}:
+    if {helper.obj_param, helper.offset_param} != {0, 1}:
         return None
     args = [add.obj, add.offset] if helper.obj_param == 0 else [add.offset, add.obj]
     return ", ".join(args)

@@ -79,7 +79,7 @@ class VpHelper:
     path: str
     line: int
     obj_param: int  # which parameter is P
-    offset_param: int | None  # which other parameter feeds <expr> (None if unclear)
+    offset_param: int  # which parameter is the server number
 
 
 @dataclass(frozen=True)
@@ -318,26 +318,37 @@ def _vp_additions(path: str, root: Node) -> tuple[VpAddition, ...]:
 
 
 def _vp_helpers(path: str, root: Node) -> tuple[VpHelper, ...]:
+    """Functions that map (object, server) to a VP id: every return is
+    ``P->vp_base + f(S)`` with P and S parameters (the RFC's ``xive_vp``,
+    later ``kvmppc_xive_vp``). Ordinary functions that happen to return a
+    raw sum in one branch are not helpers: they are what the rule flags."""
     out = []
     for fn in cparse.captures(Q_FUNCTION, root).get("fn", []):
         params = _params(fn)
-        for ret in cparse.captures(Q_RETURN, fn).get("ret", []):
-            if cparse.enclosing_function(ret) != fn or not ret.named_children:
-                continue
-            expr = cparse.strip_parens(ret.named_children[0])
-            terms = _terms(expr) if expr.type == "binary_expression" else []
-            base = [t for t in terms if is_vp_base(t)]
-            if len(terms) < 2 or len(base) != 1:
-                continue
-            obj = cparse.text(cparse.strip_parens(base[0]).child_by_field_name("argument"))
-            if obj not in params:
-                continue
-            rest = " ".join(cparse.text(t) for t in terms if t != base[0])
-            others = [i for i, p in enumerate(params) if p != obj and p and _mentions(rest, p)]
-            out.append(VpHelper(cparse.function_name(fn), path, _line(fn), params.index(obj),
-                                others[0] if len(others) == 1 else None))
-            break
+        rets = [r for r in cparse.captures(Q_RETURN, fn).get("ret", [])
+                if cparse.enclosing_function(r) == fn]
+        shapes = {_helper_shape(r, params) for r in rets}
+        if len(shapes) == 1 and None not in shapes:
+            obj, server = shapes.pop()
+            out.append(VpHelper(cparse.function_name(fn), path, _line(fn), obj, server))
     return tuple(out)
+
+
+def _helper_shape(ret: Node, params: tuple[str, ...]) -> tuple[int, int] | None:
+    """(object param, server param) if ``ret`` returns ``P->vp_base + f(S)``."""
+    if not ret.named_children:
+        return None
+    expr = cparse.strip_parens(ret.named_children[0])
+    terms = _terms(expr) if expr.type == "binary_expression" else []
+    base = [t for t in terms if is_vp_base(t)]
+    if len(terms) < 2 or len(base) != 1:
+        return None
+    obj = cparse.text(cparse.strip_parens(base[0]).child_by_field_name("argument"))
+    if obj not in params:
+        return None
+    rest = " ".join(cparse.text(t) for t in terms if t != base[0])
+    others = [i for i, p in enumerate(params) if p != obj and p and _mentions(rest, p)]
+    return (params.index(obj), others[0]) if len(others) == 1 else None
 
 
 def _mentions(text: str, name: str) -> bool:

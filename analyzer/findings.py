@@ -51,14 +51,15 @@ def _digest(*parts: object) -> str:
 def fingerprinted(findings: Iterable[Finding]) -> list[Finding]:
     """Sort findings and give each a fingerprint that survives line shifts.
 
-    The fingerprint hashes (rule, path, function, normalised key) plus the
-    ordinal among findings sharing those, so two identical expressions in one
-    function stay distinct without depending on line numbers.
+    The fingerprint hashes (rule, function, normalised key) plus the ordinal
+    among findings sharing those, so two identical expressions in one
+    function stay distinct without depending on line numbers, and a file
+    that a patch renames keeps its findings.
     """
     out = []
     seen: Counter[tuple] = Counter()
     for f in sorted(findings, key=Finding.sort_key):
-        base = (f.rule, f.path, f.function or "", " ".join((f.key or f.message).split()))
+        base = (f.rule, f.function or "", " ".join((f.key or f.message).split()))
         out.append(replace(f, fingerprint=_digest(*base, seen[base])))
         seen[base] += 1
     return out

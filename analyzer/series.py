@@ -87,6 +87,10 @@ def _apply_error(patch: Patch, err: str) -> InputError:
         hunk = _hunk_header(patch.diff, path, line)
         where = f"{path}: hunk {hunk}" if hunk else f"{path}:{line}"
         return InputError(f"{patch.label} does not apply: {where}")
+    m = re.search(r"corrupt patch at line (\d+)", err)
+    if m:
+        return InputError(f"{patch.label} is malformed: corrupt patch at line {m.group(1)} "
+                          "of its diff")
     m = re.search(r"(?P<path>\S+): (?P<why>does not exist in index|already exists in index)", err)
     if m:
         return InputError(f"{patch.label} does not apply: {m.group('path')} {m.group('why')}")
