@@ -79,3 +79,34 @@ def test_series_already_committed_on_branch(repo: Path, cli) -> None:
                      "--per-patch", "--rule", "xive-raw-vp-base")
     assert {(f["path"], f["line"]) for f in json.loads(out)["findings"]} == expected_leftovers()
     assert repo_state(repo) == before
+
+
+def _reencode_qp(mbox: bytes) -> bytes:
+    """The seed as a list archive might carry it: MIME, quoted-printable, mboxrd-quoted."""
+    import email
+    import email.policy
+    from email.message import EmailMessage
+
+    head, _, body = mbox.partition(b"\n")
+    src = email.message_from_bytes(body, policy=email.policy.default)
+    msg = EmailMessage()
+    for k in ("From", "Date", "Subject", "Message-Id"):
+        msg[k] = src[k]
+    text = src.get_content()
+    text = text.replace("Signed-off-by:", "From the list:\nSigned-off-by:", 1)
+    msg.set_content(text, cte="quoted-printable")
+    out = msg.as_bytes(policy=email.policy.SMTP.clone(linesep="\n"))
+    out = out.replace(b"\nFrom the list:", b"\n>From the list:")
+    return head + b"\n" + out
+
+
+def test_mime_quoted_printable_mboxrd(repo: Path, cli, tmp_path: Path) -> None:
+    data = _reencode_qp(SEED.read_bytes())
+    assert b"Content-Transfer-Encoding: quoted-printable" in data and b"=3D" in data
+    assert b"\n>From the list:" in data
+    p = tmp_path / "qp.mbox"
+    p.write_bytes(data)
+    rc, out, err = cli("series", str(p), "--repo", str(repo), "--format", "json",
+                       "--rule", "xive-raw-vp-base")
+    assert (rc, err) == (1, "")
+    assert {(f["path"], f["line"]) for f in json.loads(out)["findings"]} == expected_leftovers()
