@@ -33,6 +33,9 @@ class Define:
     value: str
     path: str
     line: int
+    # The #if/#ifdef conditions it sits under, outermost first: (condition, must_hold).
+    # ``#ifdef X`` is ("defined(X)", True); an #else branch flips the polarity.
+    conds: tuple[tuple[str, bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -219,8 +222,32 @@ def _defines(path: str, root: Node) -> tuple[Define, ...]:
         name = cparse.text(m["name"][0])
         value = cparse.text(m["value"][0]).replace("\\\n", " ").strip() if "value" in m else ""
         value = _strip_comments(value)
-        out.append(Define(name, value, path, _line(m["def"][0])))
+        out.append(Define(name, value, path, _line(m["def"][0]), _pp_conds(m["def"][0])))
     return tuple(out)
+
+
+def _pp_cond(node: Node) -> str:
+    """The condition of an #if/#ifdef/#ifndef/#elif node, as ``defined(X)`` or C text."""
+    if node.type == "preproc_ifdef":
+        name = cparse.text(node.child_by_field_name("name"))
+        return f"defined({name})"
+    return _strip_comments(cparse.text(node.child_by_field_name("condition")))
+
+
+def _pp_conds(node: Node) -> tuple[tuple[str, bool], ...]:
+    out: list[tuple[str, bool]] = []
+    child, parent = node, node.parent
+    while parent is not None:
+        if parent.type in ("preproc_ifdef", "preproc_if", "preproc_elif"):
+            alt = parent.child_by_field_name("alternative")
+            in_alt = alt is not None and alt.start_byte <= child.start_byte < alt.end_byte
+            negated = parent.type == "preproc_ifdef" and parent.children[0].type == "#ifndef"
+            if not in_alt:
+                out.append((_pp_cond(parent), not negated))
+            else:
+                out.append((_pp_cond(parent), negated))
+        child, parent = parent, parent.parent
+    return tuple(reversed(out))
 
 
 def _strip_comments(s: str) -> str:
