@@ -66,6 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(s)
     s.set_defaults(func=cmd_series)
 
+    m = sub.add_parser("model", help="the ID -> packed slot table of one configuration")
+    m.add_argument("--tree", help="kernel tree (default: the bundled example, the RFC applied)")
+    m.add_argument("--rev", help="read the tree at this git revision")
+    m.add_argument("--nr-cpus", type=_positive, default=16)
+    m.add_argument("--stride", type=int, choices=(1, 2, 4, 8), default=8,
+                   help="the guest's core stride, kvm->arch.emul_smt_mode")
+    m.add_argument("--threads", type=_positive, default=1, help="guest threads per core")
+    m.add_argument("--vcpus", type=_positive, help="number of vCPUs (default: NR_CPUS)")
+    m.add_argument("--threads-per-subcore", type=int, choices=(1, 2, 4, 8), default=4)
+    m.add_argument("--format", choices=("text", "json"), default="text")
+    m.add_argument("--svg", metavar="FILE", help="also write the occupancy picture")
+    m.set_defaults(func=cmd_model)
+
     r = sub.add_parser("rules", help="list the rules")
     r.set_defaults(func=cmd_rules)
     e = sub.add_parser("explain", help="show a rule's rationale")
@@ -144,6 +157,49 @@ def _is_path(s: str) -> bool:
     import os
 
     return os.path.exists(s)
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return v
+
+
+def bundled_example() -> str:
+    from pathlib import Path
+
+    from .errors import InputError
+
+    here = Path(__file__).resolve().parent.parent / "fixtures" / "trees" / "rfc-applied"
+    if not here.is_dir():
+        raise InputError("no bundled example tree in this installation: pass --tree PATH")
+    return str(here)
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    from . import facts, model, occupancy, ruleset, source
+
+    if args.threads > args.stride:
+        raise SystemExit(_fail(f"model: --threads {args.threads} exceeds --stride {args.stride}"))
+    tree_path = args.tree or (None if args.rev else bundled_example())
+    snap = source.load(tree_path, rev=args.rev)
+    (rule,) = ruleset.select(["pack-table"])
+    t = model.tree(facts.extract(snap))
+    cfg = model.Config(args.nr_cpus, args.stride, args.threads, args.threads_per_subcore)
+    m = occupancy.mapping(t, rule.params["function"], cfg, args.vcpus or args.nr_cpus)
+    if args.svg:
+        try:
+            with open(args.svg, "w", encoding="utf-8") as fh:
+                fh.write(occupancy.render_svg(m))
+        except OSError as e:
+            raise SystemExit(_fail(f"{args.svg}: cannot write: {e.strerror}")) from None
+    out = occupancy.render_json(m) if args.format == "json" else occupancy.render_text(m)
+    sys.stdout.write(out)
+    return EXIT_FINDINGS if m.problems() else EXIT_CLEAN
 
 
 def cmd_rules(args: argparse.Namespace) -> int:

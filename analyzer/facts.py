@@ -112,7 +112,7 @@ class FileFacts:
     subscripts: tuple[Subscript, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: one Facts per snapshot, cached by the model
 class Facts:
     snapshot: Snapshot
     files: Mapping[str, FileFacts]

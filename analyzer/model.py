@@ -61,14 +61,20 @@ def layout(stride: int, threads: int, count: int, id_limit: int | None = None) -
     return out
 
 
-def configs(nr_cpus=NR_CPUS_SWEEP + (NR_CPUS_REAL,), strides=STRIDES) -> Iterator[Config]:
+def configs(nr_cpus=NR_CPUS_SWEEP, strides=STRIDES, spot=(NR_CPUS_REAL,)) -> Iterator[Config]:
+    """Small NR_CPUS with every threads-per-core count; the real size (2048) with
+    the two extreme layouts per stride (1 thread per core, full cores)."""
     for n in nr_cpus:
         for s in strides:
             for t in range(1, s + 1):
                 yield Config(n, s, t)
+    for n in spot:
+        for s in strides:
+            for t in sorted({1, s}):
+                yield Config(n, s, t)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: compiled code is cached per Tree
 class Tree:
     """What the model needs from a snapshot, compiled once."""
 
@@ -100,7 +106,9 @@ class Tree:
         return next((n for n in names if n in self.defines), None)
 
 
+@functools.lru_cache(maxsize=8)
 def tree(facts: Facts) -> Tree:
+    """The model of one snapshot's facts (shared by every model-backed rule)."""
     chosen = defines.select(facts.all("defines"))
     functions = {}
     for ff in facts.files.values():
@@ -144,9 +152,11 @@ class CreatePath:
     entry_names: tuple[str, ...]
     assignments: tuple  # ((guards, rhs text, line), ...)
     site_guards: tuple  # guards.Guard
+    pointers: tuple[str, ...] = ()  # kvm, vcpu: passed on, never dereferenced by the model
 
     def slot(self, config: Config, vid: int) -> Slot:
-        env = config.env(**{n: vid for n in self.entry_names})
+        env = config.env(**{p: 0 for p in self.pointers})
+        env.update({n: vid for n in self.entry_names})
         value, events = None, ()
         for guards_, rhs, _line in self.assignments:
             if all(self._holds(g, env) for g in guards_):
@@ -191,15 +201,44 @@ def create_path(t: Tree, function: str, entry_names: tuple[str, ...]) -> CreateP
     if index.type != "identifier":
         return None
     var = cparse.text(index)
+    known = set(entry_names) | {var} | set(t.program.defines) | set(Config(1, 1, 1).env())
+
+    def relevant(gs):
+        return tuple(g for g in gs if g.kind != "sentinel" and _mentions_only(g.cond, known))
+
     assigns = []
     for node, gs in guards.reaching_assignments(site, var):
         rhs = node.child_by_field_name("right") if node.type == "assignment_expression" else \
             node.child_by_field_name("value")
         if rhs is not None:
-            assigns.append((tuple(gs), " ".join(cparse.text(rhs).split()),
+            assigns.append((relevant(gs), " ".join(cparse.text(rhs).split()),
                             node.start_point.row + 1))
-    site_guards = tuple(g for g in guards.dominating_guards(site) if g.kind != "sentinel")
-    return CreatePath(t, function, site_fact.line, var, entry_names, tuple(assigns), site_guards)
+    site_guards = relevant(guards.dominating_guards(site))
+    objs = cparse.captures("(field_expression argument: (identifier) @obj)", fn).get("obj", [])
+    pointers = tuple(sorted({cparse.text(o) for o in objs} - set(entry_names)))
+    return CreatePath(t, function, site_fact.line, var, entry_names, tuple(assigns), site_guards,
+                      pointers)
+
+
+def _mentions_only(cond, known: set[str]) -> bool:
+    """Does ``cond`` depend only on the ID, the configuration and macros?
+
+    Conditions on pointers (``!vcpu``) or on locals the model does not track
+    (``err``) say nothing about which IDs pass; they are left out.
+    """
+    for ident in cparse.captures("(identifier) @i", cond).get("i", []):
+        parent = ident.parent
+        if parent.type == "field_expression" and parent.child_by_field_name("argument") == ident:
+            continue  # kvm->arch.x: read from the configuration by field name
+        if parent.type == "call_expression" and parent.child_by_field_name("function") == ident:
+            continue
+        if parent.type == "argument_list" and parent.parent.type == "call_expression":
+            name = cparse.text(parent.parent.child_by_field_name("function"))
+            if name == "cpu_has_feature":
+                continue
+        if cparse.text(ident) not in known:
+            return False
+    return True
 
 
 def _node_at(fn, line: int, column: int, kind: str):

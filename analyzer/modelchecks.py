@@ -23,9 +23,9 @@ def _tree(facts: Facts) -> model.Tree:
 
 def _sweep(rule: Rule) -> list[model.Config]:
     p = rule.params
-    return list(model.configs(tuple(p.get("nr_cpus", model.NR_CPUS_SWEEP)) +
-                              tuple(p.get("nr_cpus_real", (model.NR_CPUS_REAL,))),
-                              tuple(p.get("strides", model.STRIDES))))
+    return list(model.configs(tuple(p.get("nr_cpus", model.NR_CPUS_SWEEP)),
+                              tuple(p.get("strides", model.STRIDES)),
+                              tuple(p.get("nr_cpus_real", (model.NR_CPUS_REAL,)))))
 
 
 def _cfg_text(cfg: model.Config) -> str:
@@ -105,7 +105,7 @@ def _crash_on_collision(facts: Facts, create, t: model.Tree) -> tuple[int, str] 
         if start + i <= create.site_line:
             continue
         if re.search(rf"\b(?:BUG_ON|BUG|panic)\s*\(.*\b{re.escape(var)}\b", ln):
-            return start + i, ln.strip()
+            return start + i, re.sub(r"\s*/\*.*?\*/", "", ln).strip()
     return None
 
 
@@ -194,7 +194,7 @@ def capacity(rule: Rule, facts: Facts) -> Iterator[Finding]:
         if created >= n or where is None:
             continue
         key = where
-        if key in found:
+        if key in found and found[key].counterexample["vcpus"] <= created:
             continue
         ce = {**cfg.as_dict(), "vcpus": created, "KVM_MAX_VCPUS": n, "first_refused": vid}
         found[key] = Finding(
