@@ -149,6 +149,10 @@ _INT_LIT = re.compile(r"^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([uUlL]*)$")
 
 def _literal(text: str, line: int) -> tuple[int, Type]:
     """An integer constant and its C type (C11 6.4.4.1: the first type that fits)."""
+    if text.startswith("-"):  # tree-sitter folds a leading minus into the literal
+        v, t = _literal(text[1:].lstrip(), line)
+        t = INT if t[0] < 32 else t
+        return conv(-v, t), t
     m = _INT_LIT.match(text)
     if not m:
         raise Unsupported(f"literal {text!r}", line)
