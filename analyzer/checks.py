@@ -37,7 +37,7 @@ def run(rules: Iterable[Rule], facts: Facts) -> list[Finding]:
     found: list[Finding] = []
     for rule in rules:
         if rule.check not in CHECKS:
-            from . import modelchecks  # noqa: F401 - registers the model-backed checks
+            from . import domainchecks, modelchecks  # noqa: F401 - register model checks
         fn = CHECKS.get(rule.check)
         if fn is None:
             raise KeyError(f"rule {rule.id}: no check named {rule.check!r}")

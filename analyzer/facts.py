@@ -123,7 +123,10 @@ class Facts:
     def __post_init__(self) -> None:
         defines: dict[str, Define] = {}
         functions: dict[str, Function] = {}
-        for ff in self.files.values():
+        # A .c definition wins over a header's (the header's is usually the
+        # !CONFIG stub); otherwise the first by path, whatever the source order.
+        for path in sorted(self.files, key=lambda p: (p.endswith(".h"), p)):
+            ff = self.files[path]
             for d in ff.defines:
                 defines.setdefault(d.name, d)
             for f in ff.functions:

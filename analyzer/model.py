@@ -111,19 +111,13 @@ def tree(facts: Facts) -> Tree:
     """The model of one snapshot's facts (shared by every model-backed rule)."""
     chosen = defines.select(facts.all("defines"))
     functions = {}
-    for ff in facts.files.values():
-        if not ff.parsed:
-            continue
-        data = facts.snapshot.files[ff.path]
-        root = cparse.parse(data).root_node
-        for f in ff.functions:
-            if f.name in functions:
-                continue
-            node = root.descendant_for_byte_range(f.start_byte, f.end_byte)
-            while node is not None and node.type != "function_definition":
-                node = node.parent
-            if node is not None:
-                functions[f.name] = (node, data)
+    for f in facts.functions.values():
+        data = facts.snapshot.files[f.path]
+        node = cparse.parse(data).root_node.descendant_for_byte_range(f.start_byte, f.end_byte)
+        while node is not None and node.type != "function_definition":
+            node = node.parent
+        if node is not None:
+            functions[f.name] = (node, data)
     return Tree(facts, ceval.Program(functions, defines.values(chosen)), chosen)
 
 
@@ -140,7 +134,7 @@ class Slot:
     refused_by: int | None = None  # line of the guard that turned the ID away
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CreatePath:
     """``vcore = kvm->arch.vcores[core]`` in the create function: the guards that
     dominate it and the assignments of ``core`` that reach it, as compiled C."""
@@ -155,8 +149,9 @@ class CreatePath:
     pointers: tuple[str, ...] = ()  # kvm, vcpu: passed on, never dereferenced by the model
 
     def slot(self, config: Config, vid: int) -> Slot:
-        env = config.env(**{p: 0 for p in self.pointers})
-        env.update({n: vid for n in self.entry_names})
+        env = dict(self._base_env(config))
+        for n in self.entry_names:
+            env[n] = vid
         value, events = None, ()
         for guards_, rhs, _line in self.assignments:
             if all(self._holds(g, env) for g in guards_):
@@ -173,6 +168,10 @@ class CreatePath:
             if not self._holds(g, env):
                 return Slot(False, value, events, g.line)
         return Slot(True, value, events)
+
+    @functools.cache  # noqa: B019 - CreatePath is immutable
+    def _base_env(self, config: Config) -> dict[str, int]:
+        return config.env(**{p: 0 for p in self.pointers})
 
     def _holds(self, guard, env) -> bool:
         try:

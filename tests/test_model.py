@@ -106,9 +106,10 @@ def test_series_attributes_model_findings(cli, tmp_path: Path) -> None:
     rc, out, _ = cli("series", str(SHARED / "seed" / "rfc-pack-vcore-ids.mbox"), "--repo",
                      str(repo), "--format", "json", "--skip", "xive-raw-vp-base")
     doc = json.loads(out)
-    assert {f["rule"] for f in doc["findings"]} == {"collision-crash", "capacity"}
+    assert {f["rule"] for f in doc["findings"]} == {"collision-crash", "capacity", "pack-domain"}
     # the pre-RFC capacity bug (core = id) is fixed; the ID-space one is new
-    assert [f["rule"] for f in doc["fixed"]] == ["capacity"]
+    # and the RFC's connect check moves from KVM_MAX_VCPUS (a count) to KVM_MAX_VCPU_ID
+    assert sorted(f["rule"] for f in doc["fixed"]) == ["capacity", "id-bound-mismatch"]
 
 
 # --- the real tree and its mutants -------------------------------------------------

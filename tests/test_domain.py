@@ -1,0 +1,117 @@
+"""Guard analysis on the real 6.12 tree: the findings it makes are real (each
+counterexample is re-traced here with independent arithmetic), and mutants
+of the real code make the right rule fire."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from analyzer import checks, facts, ruleset, source
+
+pytestmark = pytest.mark.realtree
+
+PACK_H = "arch/powerpc/include/asm/kvm_book3s.h"
+HV_C = "arch/powerpc/kvm/book3s_hv.c"
+XIVE_C = "arch/powerpc/kvm/book3s_xive.c"
+NATIVE_C = "arch/powerpc/kvm/book3s_xive_native.c"
+TABLE = [0, 4, 2, 6, 1, 5, 3, 7]
+GUARD_RULES = ("pack-domain", "vp-block-bound", "vcore-index", "id-bound-mismatch")
+
+
+def run(snap, *rules):
+    selected = ruleset.select(list(rules or GUARD_RULES))
+    return checks.run(selected, facts.extract(snap, ruleset.tokens(selected)))
+
+
+def pack_612(n: int, stride: int, vid: int) -> tuple[int, str | None]:
+    """6.12's kvmppc_pack_vcpu_id, by hand: (value, which WARN_ONCE fired)."""
+    block = (vid // n) * (8 // stride)
+    if block >= 8:
+        return 0, "VCPU ID too large to pack"
+    packed = vid % n + TABLE[block]
+    if packed >= n:
+        return 0, "VCPU ID packing failed"
+    return packed, None
+
+
+def mutant(realtree: Path, path: str, old: str, new: str) -> source.Snapshot:
+    snap = source.from_directory(realtree)
+    data = snap.files[path].decode()
+    assert data.count(old) == 1, old
+    return snap.with_files({path: data.replace(old, new).encode()}, "mutant")
+
+
+def test_real_findings_are_the_three_reachable_warns(realtree: Path) -> None:
+    found = [f for f in run(source.from_directory(realtree)) if f.severity != "info"]
+    assert sorted((f.rule, f.path, f.function) for f in found) == [
+        ("pack-domain", HV_C, "kvmppc_core_vcpu_create_hv"),
+        ("pack-domain", XIVE_C, "kvmppc_xive_connect_vcpu"),
+        ("pack-domain", NATIVE_C, "kvmppc_xive_native_connect_vcpu"),
+    ]
+    for f in found:
+        ce = f.counterexample
+        n, stride, vid = ce["NR_CPUS"], ce["emul_smt_mode"], ce["id"]
+        value, warn = pack_612(n, stride, vid)
+        assert warn is not None and value == 0, f
+        if f.function == "kvmppc_core_vcpu_create_hv":
+            # generic KVM: id < KVM_MAX_VCPU_IDS = 8 * NR_CPUS; book3s_hv: id < NR_CPUS * stride
+            assert vid < 8 * n and vid < n * stride
+            assert warn == "VCPU ID packing failed"
+        else:
+            # no check on the server number before kvmppc_xive_vcpu_id_valid() packs it
+            assert warn == "VCPU ID too large to pack"
+
+
+def test_mutant_creation_guard_removed(realtree: Path) -> None:
+    snap = mutant(realtree, HV_C, "if (id >= (KVM_MAX_VCPUS * kvm->arch.emul_smt_mode)) {",
+                  "if (0) {")
+    (f,) = [f for f in run(snap, "pack-domain") if f.path == HV_C]
+    ce = f.counterexample
+    value, warn = pack_612(ce["NR_CPUS"], ce["emul_smt_mode"], ce["id"])
+    assert warn is not None and ce["id"] < 8 * ce["NR_CPUS"]
+
+
+def test_mutant_vp_block_too_small(realtree: Path) -> None:
+    snap = mutant(realtree, XIVE_C, "xive_native_alloc_vp_block(xive->nr_servers);",
+                  "xive_native_alloc_vp_block(xive->nr_servers - 1);")
+    found = run(snap, "vp-block-bound")
+    assert {f.function for f in found} == {"kvmppc_xive_connect_vcpu",
+                                           "kvmppc_xive_native_connect_vcpu"}
+    for f in found:
+        ce = f.counterexample
+        value, warn = pack_612(ce["NR_CPUS"], ce["emul_smt_mode"], ce["id"])
+        assert warn is None and value == ce["vp_index"] < ce["nr_servers"]  # passes the check
+        assert value >= ce["nr_servers"] - 1 == ce["block_size"]  # but not the block
+
+
+def test_mutant_raw_validity_check(realtree: Path) -> None:
+    snap = mutant(realtree, XIVE_C,
+                  "return kvmppc_pack_vcpu_id(xive->kvm, cpu) < xive->nr_servers;",
+                  "return cpu < xive->nr_servers * xive->kvm->arch.emul_smt_mode;")
+    found = run(snap, "vp-block-bound")
+    assert found
+    for f in found:
+        ce = f.counterexample
+        assert ce["id"] < ce["nr_servers"] * ce["emul_smt_mode"]  # the raw check admits it
+        value, warn = pack_612(ce["NR_CPUS"], ce["emul_smt_mode"], ce["id"])
+        assert warn is None and value == ce["vp_index"] >= ce["nr_servers"] == ce["block_size"]
+
+
+def test_mutant_connect_compares_with_count(realtree: Path) -> None:
+    old = "\tr = kvmppc_xive_compute_vp_id(xive, cpu, &vp_id);"
+    snap = mutant(realtree, XIVE_C, old,
+                  "\tif (cpu >= KVM_MAX_VCPUS)\n\t\treturn -EINVAL;\n" + old)
+    (f,) = run(snap, "id-bound-mismatch")
+    assert f.function == "kvmppc_xive_connect_vcpu" and "cpu >= KVM_MAX_VCPUS" in f.message
+
+
+def test_mutant_vcores_access_before_bound(realtree: Path) -> None:
+    old = "\tif (core < KVM_MAX_VCORES) {\n\t\tvcore = kvm->arch.vcores[core];\n"
+    new = "\tvcore = kvm->arch.vcores[core];\n\tif (core < KVM_MAX_VCORES) {\n"
+    snap = mutant(realtree, HV_C, old, new)
+    (f,) = run(snap, "vcore-index")
+    ce = f.counterexample
+    # the refused ID's sentinel core = KVM_MAX_VCORES now reaches the access
+    assert ce["index"] == ce["NR_CPUS"] and ce["id"] >= ce["NR_CPUS"] * ce["emul_smt_mode"]
