@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from tree_sitter import Node
 
 from . import cparse
+from .errors import ModelLimit
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,13 @@ class Result:
     crashed: bool
 
 
-class Unsupported(Exception):
+class Unsupported(ModelLimit):
     def __init__(self, construct: str, line: int) -> None:
         super().__init__(f"{construct} at line {line}")
         self.construct, self.line = construct, line
 
 
-class ModelError(Exception):
+class ModelError(ModelLimit):
     """A run-time fault of the evaluated C (division by zero)."""
 
 
@@ -603,16 +604,18 @@ def compile_function(program: Program, name: str, _cache: dict | None = None) ->
     if name in cache:
         return cache[name]
     fn, _ = program.functions[name]
-    rtype, params = _signature(fn)
-    cache[("rtype", name)] = rtype
-    compiled = Compiled(name, params, None)
-    cache[name] = compiled  # recursion compiles to a call of this object
-    comp = _Compiler(program, name, cache)
-    comp.scopes.append(dict(params))
     try:
+        rtype, params = _signature(fn)
+        cache[("rtype", name)] = rtype
+        compiled = Compiled(name, params, None)
+        cache[name] = compiled  # recursion compiles to a call of this object
+        comp = _Compiler(program, name, cache)
+        comp.scopes.append(dict(params))
         compiled.body = comp.stmt(fn.child_by_field_name("body"))
-    except Unsupported:
-        del cache[name]
+    except Unsupported as e:
+        cache.pop(name, None)
+        if e.function is None:
+            e.function = name
         raise
     return compiled
 

@@ -12,6 +12,7 @@ import posixpath
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 
+from .errors import ModelLimit
 from .facts import Facts, VpAddition, VpHelper
 from .findings import Finding, fingerprinted
 from .fixes import replacement_diff
@@ -41,8 +42,20 @@ def run(rules: Iterable[Rule], facts: Facts) -> list[Finding]:
         fn = CHECKS.get(rule.check)
         if fn is None:
             raise KeyError(f"rule {rule.id}: no check named {rule.check!r}")
-        found.extend(f for f in fn(rule, facts) if in_scope(rule, f.path))
+        try:
+            found.extend(f for f in fn(rule, facts) if in_scope(rule, f.path))
+        except ModelLimit as e:
+            found.append(_model_limit(rule, facts, e))
     return fingerprinted(replace(f, snippet=_line_text(facts, f.path, f.line)) for f in found)
+
+
+def _model_limit(rule: Rule, facts: Facts, e: ModelLimit) -> Finding:
+    """The model could not evaluate the tree's code: say where, at info severity."""
+    fn = facts.functions.get(e.function or "")
+    path, line = (fn.path, e.line or fn.line) if fn else ("", 0)
+    return Finding(rule.id, "info", path, line, 1, e.function,
+                   f"model could not evaluate {e.function}(): {e}; {rule.id} not checked",
+                   key=f"model-limit:{e}")
 
 
 def _line_text(facts: Facts, path: str, line: int) -> str:
