@@ -47,7 +47,8 @@ def pack_domain(rule: Rule, facts: Facts) -> Iterator[Finding]:
     id_space = t.first_macro(p["id_space"])
     seen: set[tuple] = set()
     for entry in _entries(rule, facts):
-        for path in paths.find(t, entry["function"], tuple(entry["names"]), {pack}):
+        for path in paths.find(t, entry["function"], tuple(entry["names"]), {pack},
+                               sanitizers=frozenset(p.get("sanitizers", ()))):
             first = path.hops[0]
             key = (entry["function"], first.line)
             if key in seen:
@@ -100,7 +101,8 @@ def vp_block_bound(rule: Rule, facts: Facts) -> Iterator[Finding]:
     t = model.tree(facts)
     reported: set[tuple] = set()
     for entry in _entries(rule, facts):
-        for path in paths.find(t, entry["function"], tuple(entry["names"]), helpers):
+        for path in paths.find(t, entry["function"], tuple(entry["names"]), helpers,
+                               sanitizers=frozenset(p.get("sanitizers", ()))):
             first = path.hops[0]
             if (entry["function"], first.line) in reported:
                 continue

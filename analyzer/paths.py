@@ -72,8 +72,13 @@ def _depends_only_on(cond, known: set[str], pointers: tuple[str, ...]) -> bool:
 
 
 def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
-         depth: int = 4) -> list[Path]:
-    """Every call path from ``entry`` that hands the ID to one of ``targets``."""
+         depth: int = 4, sanitizers: frozenset[str] = frozenset()) -> list[Path]:
+    """Every call path from ``entry`` that hands the ID to one of ``targets``.
+
+    After a call to a sanitizer with the ID (a successful lookup such as
+    ``kvmppc_xive_find_server``: the ID is the server of an existing vCPU),
+    the ID is trusted and not followed further in that function.
+    """
     known_base = set(t.program.defines) | set(model.Config(1, 1, 1).env())
     out: list[Path] = []
 
@@ -84,6 +89,7 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
             return
         fn, _ = info
         pointers = _pointers(fn)
+        trusted_from = None
         for call in cparse.captures("(call_expression function: (identifier) @f) @c", fn
                                     ).get("c", []):
             callee = cparse.text(call.child_by_field_name("function"))
@@ -92,6 +98,11 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
             idx = next((i for i, a in enumerate(args) if cparse.strip_parens(a).type ==
                         "identifier" and cparse.text(cparse.strip_parens(a)) in names), None)
             if idx is None:
+                continue
+            if callee in sanitizers:
+                trusted_from = call.end_byte if trusted_from is None else trusted_from
+                continue
+            if trusted_from is not None and call.start_byte >= trusted_from:
                 continue
             is_target = callee in targets
             callee_fact = t.facts.functions.get(callee)
