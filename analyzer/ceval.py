@@ -53,6 +53,17 @@ class ModelError(ModelLimit):
     """A run-time fault of the evaluated C (division by zero)."""
 
 
+class Unbound(ModelLimit, KeyError):
+    """A name the tree does not define and the configuration does not bind."""
+
+    def __init__(self, name: str, function: str) -> None:
+        super().__init__(f"{name} is neither defined in the tree nor bound by the model")
+        self.name, self.function = name, function
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
 @dataclass(frozen=True)
 class Program:
     functions: Mapping[str, tuple[Node, bytes]]
@@ -266,7 +277,7 @@ class _Compiler:
             try:
                 return f.env[k]
             except KeyError:
-                raise KeyError(f"{k}: not bound (needed by {self.name}())") from None
+                raise Unbound(k, self.name) from None
         return free, INT
 
     def unary(self, n: Node) -> tuple[Expr, Type]:
@@ -346,7 +357,7 @@ class _Compiler:
             try:
                 return f.env[k]
             except KeyError:
-                raise KeyError(f"{k}: not bound (called in {self.name}())") from None
+                raise Unbound(k, self.name) from None
         return external, INT
 
     def _target(self, n: Node) -> tuple[str, Type]:

@@ -201,6 +201,57 @@ def vcore_index(rule: Rule, facts: Facts) -> Iterator[Finding]:
 
 @check("id_bound_mismatch")
 def id_bound_mismatch(rule: Rule, facts: Facts) -> Iterator[Finding]:
+    found = list(_count_comparisons(rule, facts))
+    yield from found
+    lines = {(f.path, f.line) for f in found}
+    yield from (f for f in _disagreements(rule, facts) if (f.path, f.line) not in lines)
+
+
+def _disagreements(rule: Rule, facts: Facts) -> Iterator[Finding]:
+    """An ID vCPU creation accepts but an interrupt-device connect refuses."""
+    p = rule.params
+    helpers = {h.name for h in facts.all("vp_helpers")}
+    create = next((e for e in _entries(rule, facts) if e.get("bounded_by_id_space")), None)
+    if create is None or not helpers or p["function"] not in facts.functions:
+        return
+    t = model.tree(facts)
+    cp = model.create_path(t, create["function"], tuple(create["names"]))
+    id_space = t.first_macro(p["id_space"])
+    if cp is None or id_space is None:
+        return
+    for entry in _entries(rule, facts):
+        if entry is create:
+            continue
+        routes = paths.find(t, entry["function"], tuple(entry["names"]), helpers)
+        if not routes:
+            continue
+        done = False
+        for cfg in _configs(rule):
+            extra = {"nr_servers": t.macro(p["count"], cfg), "vp_base": 0}
+            for vid in range(t.macro(id_space, cfg)):
+                slot = cp.slot(cfg, vid)
+                if not slot.admitted or slot.events:
+                    continue
+                outs = [paths.run(t, r, cfg, vid, **extra) for r in routes]
+                if any(o.reached for o in outs):
+                    continue
+                fn_name, line = next(o.refused_at for o in outs if o.refused_at)
+                fact = facts.functions[fn_name]
+                yield Finding(
+                    rule.id, rule.severity, fact.path, line, 1, fact.name,
+                    f"{create['what']} {vid} is accepted by {create['function']}() but the "
+                    f"{entry['what']} {vid} is refused here ({_cfg(cfg)}): the guest is left "
+                    "half set up", key=f"disagree:{entry['function']}:{line}",
+                    counterexample={"NR_CPUS": cfg.nr_cpus, "emul_smt_mode": cfg.stride,
+                                    "id": vid, "accepted_by": create["function"],
+                                    "refused_by": fn_name})
+                done = True
+                break
+            if done:
+                break
+
+
+def _count_comparisons(rule: Rule, facts: Facts) -> Iterator[Finding]:
     p = rule.params
     counts = set(p["counts"])
     t = model.tree(facts)
