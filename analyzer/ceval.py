@@ -273,12 +273,16 @@ class _Compiler:
             finally:
                 self.expanding.discard(name)
 
-        def free(f: Frame, k=name):
+        return self._env_read(name), INT
+
+    def _env_read(self, key: str) -> Expr:
+        """Read ``key`` from the run-time configuration (free names, external calls)."""
+        def read(f: Frame, k=key, fname=self.name):
             try:
                 return f.env[k]
             except KeyError:
-                raise Unbound(k, self.name) from None
-        return free, INT
+                raise Unbound(k, fname) from None
+        return read
 
     def unary(self, n: Node) -> tuple[Expr, Type]:
         op = n.child_by_field_name("operator").type
@@ -352,13 +356,7 @@ class _Compiler:
                 return target.run(vals, f.env, f.events)
             return call, ret
         key = f"{name}:{','.join(' '.join(cparse.text(a).split()) for a in args)}"
-
-        def external(f, k=key):
-            try:
-                return f.env[k]
-            except KeyError:
-                raise Unbound(k, self.name) from None
-        return external, INT
+        return self._env_read(key), INT
 
     def _target(self, n: Node) -> tuple[str, Type]:
         n = cparse.strip_parens(n) if n.type == "parenthesized_expression" else n
