@@ -42,11 +42,49 @@ def run(rules: Iterable[Rule], facts: Facts) -> list[Finding]:
         fn = CHECKS.get(rule.check)
         if fn is None:
             raise KeyError(f"rule {rule.id}: no check named {rule.check!r}")
-        try:
-            found.extend(f for f in fn(rule, facts) if in_scope(rule, f.path))
-        except ModelLimit as e:
-            found.append(_model_limit(rule, facts, e))
+        found.extend(f for f in _run_one(rule, fn, facts) if in_scope(rule, f.path))
     return fingerprinted(replace(f, snippet=_line_text(facts, f.path, f.line)) for f in found)
+
+
+MODEL_CHECKS = {"pack_table", "collision_crash", "capacity", "pack_domain", "vp_block_bound",
+                "vcore_index", "id_bound_mismatch"}
+_VERDICTS: dict[tuple[str, str], list[Finding]] = {}
+
+
+def _run_one(rule: Rule, fn: Check, facts: Facts) -> list[Finding]:
+    """Run one check; model sweeps are reused while nothing they read changes."""
+    key = None
+    if rule.check in MODEL_CHECKS:
+        from . import model
+
+        p = rule.params
+        roots = set(_names(p))
+        if rule.check in ("vp_block_bound", "id_bound_mismatch"):
+            roots |= {h.name for h in facts.all("vp_helpers")}
+        mentioned = {p["allocator"]} if "allocator" in p else set()
+        key = (rule.id, model.signature(model.tree(facts), roots,
+                                        mentioned | set(p.get("sanitizers", ()))))
+        if key in _VERDICTS:
+            return _VERDICTS[key]
+    try:
+        out = list(fn(rule, facts))
+    except ModelLimit as e:
+        out = [_model_limit(rule, facts, e)]
+    if key is not None:
+        if len(_VERDICTS) > 256:
+            _VERDICTS.clear()
+        _VERDICTS[key] = out
+    return out
+
+
+def _names(params) -> Iterator[str]:
+    """The functions a rule's verdict starts from: packing function, create path
+    and entry points."""
+    for key in ("function", "create_function"):
+        if key in params:
+            yield params[key]
+    for entry in params.get("entries", ()):
+        yield entry["function"]
 
 
 def _model_limit(rule: Rule, facts: Facts, e: ModelLimit) -> Finding:

@@ -121,6 +121,38 @@ def tree(facts: Facts) -> Tree:
     return Tree(facts, ceval.Program(functions, defines.values(chosen)), chosen)
 
 
+def signature(t: Tree, roots: set[str], mentioned: set[str] = frozenset()) -> str:
+    """A digest of everything a model-backed verdict can depend on: the text and
+    place of every function reachable through calls from ``roots`` or from a
+    function that calls one of ``mentioned`` (the allocator, the sanitizers),
+    and the chosen macro values.
+
+    A patch that touches none of it leaves the verdict unchanged, so series
+    mode reuses it instead of sweeping again.
+    """
+    import hashlib
+    import re
+
+    texts = {name: cparse.text(node) for name, (node, _) in t.program.functions.items()}
+    todo = {n for n in roots if n in texts}
+    todo |= {f for f, body in texts.items()
+             if any(re.search(rf"\b{re.escape(n)}\s*\(", body) for n in mentioned)}
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        for callee in re.findall(r"\b(\w+)\s*\(", texts[name]):
+            if callee in texts and callee not in seen:
+                todo.add(callee)
+    h = hashlib.sha1()
+    for name in sorted(seen):
+        f = t.facts.functions[name]
+        h.update(f"{name}\0{f.path}\0{f.line}\0{texts[name]}\0".encode())
+    for name, value in sorted(t.program.defines.items()):
+        h.update(f"{name}={value}\0".encode())
+    return h.hexdigest()
+
+
 # --- the vCPU-creation path, sliced at the vcores[] access ---------------------
 
 
