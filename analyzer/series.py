@@ -47,26 +47,25 @@ class _TempGit:
         }
         self.tmp = tmp
 
-    def run(self, *args: str, stdin: bytes | None = None, check: bool = True) -> tuple[int, str,
-                                                                                         str]:
-        import subprocess
+    def _git(self, args: list[str]) -> tuple[int, bytes, str]:
+        """One git command through GitPython, in the temporary index/object store."""
+        rc, out, err = self.repo.git.execute(
+            ["git", "-c", "core.hooksPath=/dev/null", *args], env=self.env,
+            with_extended_output=True, with_exceptions=False, stdout_as_string=False,
+            strip_newline_in_stdout=False)
+        return rc, out, err.decode("utf-8", "replace") if isinstance(err, bytes) else err
 
-        r = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", *args],
-                           cwd=self.repo.working_tree_dir or self.repo.git_dir, env=self.env,
-                           input=stdin, capture_output=True)
-        out, err = r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
-        if check and r.returncode != 0:
+    def run(self, *args: str, check: bool = True) -> tuple[int, str, str]:
+        rc, out, err = self._git(list(args))
+        if check and rc != 0:
             raise RuntimeError(f"git {args[0]} failed: {err.strip()}")
-        return r.returncode, out, err
+        return rc, out.decode("utf-8", "replace"), err
 
     def blob(self, spec: str) -> bytes:
-        import subprocess
-
-        r = subprocess.run(["git", "cat-file", "blob", spec], env=self.env, capture_output=True,
-                           cwd=self.repo.git_dir)
-        if r.returncode != 0:
-            raise RuntimeError(f"git cat-file blob {spec}: {r.stderr.decode().strip()}")
-        return r.stdout
+        rc, out, err = self._git(["cat-file", "blob", spec])
+        if rc != 0:
+            raise RuntimeError(f"git cat-file blob {spec}: {err.strip()}")
+        return out
 
     def index_entry(self, path: str) -> tuple[str, str] | None:
         _, out, _ = self.run("ls-files", "-s", "--", path)
