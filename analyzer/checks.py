@@ -34,7 +34,9 @@ def in_scope(rule: Rule, path: str) -> bool:
     return any(fnmatch.fnmatchcase(path, pat) for pat in rule.scope)
 
 
-def run(rules: Iterable[Rule], facts: Facts) -> list[Finding]:
+def run(rules: Iterable[Rule], facts: Facts, reuse: bool = False) -> list[Finding]:
+    """Findings of ``rules`` on one snapshot. ``reuse``: keep model verdicts for the
+    next snapshot of a series (costs a digest per rule, pays off from the second)."""
     found: list[Finding] = []
     for rule in rules:
         if rule.check not in CHECKS:
@@ -42,7 +44,7 @@ def run(rules: Iterable[Rule], facts: Facts) -> list[Finding]:
         fn = CHECKS.get(rule.check)
         if fn is None:
             raise KeyError(f"rule {rule.id}: no check named {rule.check!r}")
-        found.extend(f for f in _run_one(rule, fn, facts) if in_scope(rule, f.path))
+        found.extend(f for f in _run_one(rule, fn, facts, reuse) if in_scope(rule, f.path))
     return fingerprinted(replace(f, snippet=_line_text(facts, f.path, f.line)) for f in found)
 
 
@@ -51,10 +53,10 @@ MODEL_CHECKS = {"pack_table", "collision_crash", "capacity", "pack_domain", "vp_
 _VERDICTS: dict[tuple[str, str], list[Finding]] = {}
 
 
-def _run_one(rule: Rule, fn: Check, facts: Facts) -> list[Finding]:
+def _run_one(rule: Rule, fn: Check, facts: Facts, reuse: bool) -> list[Finding]:
     """Run one check; model sweeps are reused while nothing they read changes."""
     key = None
-    if rule.check in MODEL_CHECKS:
+    if reuse and rule.check in MODEL_CHECKS:
         from . import model
 
         p = rule.params

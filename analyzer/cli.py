@@ -131,7 +131,7 @@ def cmd_series(args: argparse.Namespace) -> int:
         ser = series.apply_series(args.repo, plist, args.base)
 
     def analyse(snap):
-        return checks.run(selected, facts.extract(snap, tokens))
+        return checks.run(selected, facts.extract(snap, tokens), reuse=True)
 
     verdict = series.attribute(ser, analyse)
     if args.per_patch:

@@ -141,11 +141,15 @@ def _alloc_size(facts: Facts, allocator: str) -> tuple[str, str, int] | None:
 
 def _vp_overflow(t, path, rule, entry, size_text):
     for cfg in _configs(rule):
-        n = t.macro(rule.params["count"], cfg)
-        for nr in sorted({1, max(1, n // 2), n} - {0}):
+        # every value userspace may give nr_servers (rule data: the setter clips to this)
+        low = rule.params.get("nr_servers_min", 1)
+        high = t.macro(rule.params.get("nr_servers_max", rule.params["count"]), cfg)
+        for nr in range(low, high + 1):
             extra = {"nr_servers": nr, "vp_base": 0}
             size = t.expr(size_text)(env=cfg.env(**extra)).value
-            for vid in _ids(t, entry, cfg, None):
+            # past the ID space the packing function warns (pack-domain's business)
+            id_space = t.first_macro(rule.params.get("id_space", ()))
+            for vid in _ids(t, {"bounded_by_id_space": True}, cfg, id_space):
                 out = paths.run(t, path, cfg, vid, **extra)
                 if not out.reached or out.result.crashed or out.result.events:
                     continue  # a crash or warning is pack-domain's business

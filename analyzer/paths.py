@@ -11,6 +11,7 @@ along the path holds, evaluated with the tree's own code by the model.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from . import ceval, cparse, guards, model
@@ -131,9 +132,11 @@ class Outcome:
 def run(t: model.Tree, path: Path, config: model.Config, vid: int,
         **extra: int) -> Outcome:
     """Does ``vid`` get through every hop's guards, and what does the target do with it?"""
+    extra_key = tuple(sorted(extra.items()))
     for hop in path.hops:
-        env = config.env(**{p: 0 for p in hop.pointers}, **extra)
-        env.update({n: vid for n in hop.names})
+        env = dict(_base_env(hop.pointers, config, extra_key))
+        for n in hop.names:
+            env[n] = vid
         for g in hop.guards:
             try:
                 r = t.expr(g.text)(env=env)
@@ -145,5 +148,12 @@ def run(t: model.Tree, path: Path, config: model.Config, vid: int,
     fact = t.facts.functions[last.callee]
     args = [0] * len(fact.params)
     args[last.arg_index] = vid
-    env = config.env(**extra)
+    env = _base_env((), config, extra_key)
     return Outcome(True, None, t.compiled(last.callee)(*args, env=env))
+
+
+@functools.lru_cache(maxsize=1024)
+def _base_env(pointers: tuple[str, ...], config: model.Config,
+              extra: tuple[tuple[str, int], ...]) -> dict[str, int]:
+    """The configuration's bindings, pointers (never dereferenced) as 0. Callers copy it."""
+    return config.env(**{p: 0 for p in pointers}, **dict(extra))
