@@ -76,9 +76,10 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
          depth: int = 4, sanitizers: frozenset[str] = frozenset()) -> list[Path]:
     """Every call path from ``entry`` that hands the ID to one of ``targets``.
 
-    After a call to a sanitizer with the ID (a successful lookup such as
-    ``kvmppc_xive_find_server``: the ID is the server of an existing vCPU),
-    the ID is trusted and not followed further in that function.
+    A call that only runs when a sanitizer found the ID (a successful lookup
+    such as ``kvmppc_xive_find_server``: the ID is the server of an existing
+    vCPU) is trusted and not followed. A lookup used the other way round
+    (``if (find(…)) return -EEXIST;``) trusts nothing.
     """
     known_base = set(t.program.defines) | set(model.Config(1, 1, 1).env())
     out: list[Path] = []
@@ -90,7 +91,7 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
             return
         fn, _ = info
         pointers = _pointers(fn)
-        trusted_from = None
+        lookups = _lookup_vars(fn, sanitizers, names)
         for call in cparse.captures("(call_expression function: (identifier) @f) @c", fn
                                     ).get("c", []):
             callee = cparse.text(call.child_by_field_name("function"))
@@ -98,12 +99,9 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
                     if a.type != "comment"]
             idx = next((i for i, a in enumerate(args) if cparse.strip_parens(a).type ==
                         "identifier" and cparse.text(cparse.strip_parens(a)) in names), None)
-            if idx is None:
+            if idx is None or callee in sanitizers:
                 continue
-            if callee in sanitizers:
-                trusted_from = call.end_byte if trusted_from is None else trusted_from
-                continue
-            if trusted_from is not None and call.start_byte >= trusted_from:
+            if sanitizers and _trusted(call, sanitizers, names, lookups):
                 continue
             is_target = callee in targets
             callee_fact = t.facts.functions.get(callee)
@@ -120,6 +118,44 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
 
     walk(entry, names, (), frozenset({entry}))
     return out
+
+
+def _is_lookup(node, sanitizers, names) -> bool:
+    """``sanitizer(…, ID, …)``."""
+    node = cparse.strip_parens(node)
+    if node.type != "call_expression":
+        return False
+    fn = node.child_by_field_name("function")
+    if fn.type != "identifier" or cparse.text(fn) not in sanitizers:
+        return False
+    return any(cparse.text(cparse.strip_parens(a)) in names
+               for a in node.child_by_field_name("arguments").named_children)
+
+
+def _lookup_vars(fn, sanitizers, names) -> set[str]:
+    """Locals assigned the result of a lookup of the ID: ``xc = find(kvm, cpu);``."""
+    out = set()
+    for a in cparse.captures("(assignment_expression) @a (init_declarator) @a", fn).get("a", []):
+        left = a.child_by_field_name("left") or a.child_by_field_name("declarator")
+        right = a.child_by_field_name("right") or a.child_by_field_name("value")
+        if left is not None and right is not None and left.type == "identifier" and \
+                _is_lookup(right, sanitizers, names):
+            out.add(cparse.text(left))
+    return out
+
+
+def _trusted(call, sanitizers, names, lookups) -> bool:
+    """Is ``call`` reached only when a lookup of the ID succeeded?"""
+    for g in guards.dominating_guards(call):
+        cond, truthy = cparse.strip_parens(g.cond), g.holds
+        while cond.type == "unary_expression" and \
+                cond.child_by_field_name("operator").type == "!":
+            cond, truthy = cparse.strip_parens(cond.child_by_field_name("argument")), not truthy
+        found = _is_lookup(cond, sanitizers, names) or (
+            cond.type == "identifier" and cparse.text(cond) in lookups)
+        if found and truthy:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
