@@ -183,3 +183,25 @@ def test_mutant_creation_guard_removed(realtree: Path) -> None:
     snap = _mutant(realtree, HV_C, old, "if (0) {")
     found = run(snap, "capacity", "pack-table", "collision-crash")
     assert [f for f in found if f.severity != "info"] == []  # layouts stay below the bound
+
+
+def test_rfc_applied_all_rules() -> None:
+    """What the bundled example must report: the six raw uses the reviewer saw, the
+    BUG_ON reachable at creation and at XICS connect (vCPU id / server NR_CPUS with
+    VSMT mode 1), the VCORE collision, and the KVM_MAX_VCPU_ID capacity cap."""
+    found = run(source.from_directory(RFC_APPLIED), *[r.id for r in ruleset.load_rules()])
+    got = sorted((f.rule, f.function or "") for f in found if f.severity != "info")
+    assert got == sorted(
+        [("xive-raw-vp-base", fn) for fn in (
+            "xive_lock_and_mask", "xive_finish_unmask", "xive_target_interrupt",
+            "kvmppc_xive_set_mapped", "kvmppc_xive_clr_mapped", "xive_vcpu_disable_queues")]
+        + [("pack-domain", "kvmppc_core_vcpu_create_hv"),
+           ("pack-domain", "kvmppc_xive_connect_vcpu"),
+           ("collision-crash", "kvmppc_core_vcpu_create_hv"), ("capacity", "")])
+    for f in found:
+        if f.rule == "pack-domain":
+            ce = f.counterexample
+            table = table_of(RFC_APPLIED / PACK_H)
+            # stride 1: block = (id / N) * 8 >= 8 for id >= N, below KVM_MAX_VCPU_ID = 4 * N
+            assert ce["emul_smt_mode"] == 1 and ce["NR_CPUS"] <= ce["id"] < 4 * ce["NR_CPUS"]
+            assert reference_pack(table, ce["NR_CPUS"], 1, ce["id"]) is None
