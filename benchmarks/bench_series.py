@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.gitutil import git, make_repo  # noqa: E402
 
-SEED = ROOT.parent / "shared" / "seed" / "rfc-pack-vcore-ids.mbox"
+SEED = ROOT / "fixtures" / "seed" / "rfc-pack-vcore-ids.mbox"
 PRE_RFC = ROOT / "fixtures" / "trees" / "pre-rfc"
 
 

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
-SHARED = ROOT.parent / "shared"
+SEED_MBOX = FIXTURES / "seed" / "rfc-pack-vcore-ids.mbox"  # vendored public list mail
 REAL_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
 REAL_MEMBERS = ("arch/powerpc/", "include/linux/kvm_host.h", "virt/kvm/")
 

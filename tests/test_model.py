@@ -99,11 +99,11 @@ def test_pre_rfc_capacity_is_the_original_bug() -> None:
 
 
 def test_series_attributes_model_findings(cli, tmp_path: Path) -> None:
-    from .conftest import SHARED
+    from .conftest import SEED_MBOX
     from .gitutil import make_repo
 
     repo = make_repo(FIXTURES / "trees" / "pre-rfc", tmp_path / "repo")
-    rc, out, _ = cli("series", str(SHARED / "seed" / "rfc-pack-vcore-ids.mbox"), "--repo",
+    rc, out, _ = cli("series", str(SEED_MBOX), "--repo",
                      str(repo), "--format", "json", "--skip", "xive-raw-vp-base")
     doc = json.loads(out)
     assert {f["rule"] for f in doc["findings"]} == {"collision-crash", "capacity", "pack-domain"}

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from .annotations import annotations
-from .conftest import FIXTURES, SHARED
+from .conftest import FIXTURES, SEED_MBOX
 from .gitutil import git, make_repo, repo_state
 
-SEED = SHARED / "seed" / "rfc-pack-vcore-ids.mbox"
+SEED = SEED_MBOX
 PRE_RFC = FIXTURES / "trees" / "pre-rfc"
 RFC_APPLIED = FIXTURES / "trees" / "rfc-applied"
 TWO = FIXTURES / "series" / "rfc-plus-fix.mbox"
