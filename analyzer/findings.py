@@ -23,6 +23,17 @@ class PatchRef:
 
 
 @dataclass(frozen=True)
+class Note:
+    """One step of the execution that leads to a finding (a call, a guard passed
+    with its values, the sink), printed under it as clang and gcc -fanalyzer do."""
+
+    path: str
+    line: int
+    message: str
+    function: str | None = None
+
+
+@dataclass(frozen=True)
 class Finding:
     rule: str
     severity: str
@@ -36,6 +47,7 @@ class Finding:
     counterexample: Mapping[str, Any] | None = None
     fix: str | None = None
     patch: PatchRef | None = None
+    notes: tuple[Note, ...] = ()  # the path from the entry point to the sink, in order
     snippet: str = field(default="", compare=False)  # the source line, for reports
     fingerprint: str = field(default="", compare=False)
 

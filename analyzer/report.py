@@ -119,6 +119,8 @@ def finding_dict(f: Finding) -> dict[str, Any]:
     if f.patch is not None:
         d["patch"] = {"index": f.patch.index, "subject": f.patch.subject}
     d["counterexample"] = dict(f.counterexample) if f.counterexample else None
+    d["notes"] = [{"path": n.path, "line": n.line, "function": n.function,
+                   "message": n.message} for n in f.notes]
     d["fix"] = f.fix
     d["fingerprint"] = f.fingerprint
     return d
