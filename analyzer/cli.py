@@ -175,7 +175,8 @@ def _inbox_patches(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
         if len(args.series) != 1 or args.remote or args.range:
             raise SystemExit(_fail("series: --inbox URL takes one Message-ID, nothing else"))
         picked, mbox = inbox.series_from_inbox(args.inbox, args.series[0], args.revision, warn)
-        return argparse.Namespace(**{**vars(args), "series": [str(mbox)]}), \
+        base = args.base or inbox.known_base(args.repo, picked.base_commit)
+        return argparse.Namespace(**{**vars(args), "series": [str(mbox)], "base": base}), \
             picked.meta.as_dict()
     if not (args.remote and args.range) or args.series or args.revision or args.base:
         raise SystemExit(_fail("series: give SERIES, --inbox URL MSGID, or "

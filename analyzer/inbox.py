@@ -395,6 +395,7 @@ class Picked:
 
     meta: SeriesMeta
     messages: tuple[tuple[Header, bytes], ...]
+    base_commit: str | None = None  # the cover letter's base-commit: trailer (b4 puts it there)
 
 
 def _revision_of(h: Header, s: Subject, by_id: dict[str, Header]) -> int:
@@ -449,8 +450,38 @@ def pick(headers: Iterable[Header], revision: int | None, read: Callable[[Header
     if chosen not in slots:
         have = ", ".join(f"v{r}" for r in sorted(slots))
         raise InputError(f"--revision {chosen}: the thread has {have} only")
-    return Picked(_meta(chosen, covers.get(chosen), slots[chosen]),
-                  _complete(chosen, slots[chosen], warn))
+    cover = covers.get(chosen)
+    return Picked(_meta(chosen, cover, slots[chosen]), _complete(chosen, slots[chosen], warn),
+                  _base_commit(read(cover)) if cover else None)
+
+
+def _base_commit(raw: bytes) -> str | None:
+    """The ``base-commit:`` trailer of a cover letter's text, if it has one."""
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        body = msg.get_body(preferencelist=("plain",))
+        text = body.get_content() if body is not None else ""
+    except (ValueError, TypeError, LookupError, UnicodeError, IndexError, AttributeError,
+            KeyError, email.errors.MessageError):
+        return None
+    m = re.search(r"^base-commit: *([0-9a-f]{7,64})\s*$", text, re.M)
+    return m.group(1) if m else None
+
+
+def known_base(repo_path: str, rev: str | None) -> str | None:
+    """``rev`` when the repository has it: a cover's base is a hint, not an order."""
+    from .source import open_repo, resolve_commit
+
+    if rev is None:
+        return None
+    repo = open_repo(repo_path)
+    try:
+        resolve_commit(repo, rev)
+        return rev
+    except InputError:
+        return None
+    finally:
+        repo.close()
 
 
 def _complete(rev: int, slots: dict[int, list[tuple[Header, bytes]]],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -51,8 +52,9 @@ def bodies(tmp_path_factory) -> dict[str, str]:
     git(repo, "am", "-q", str(SEED_MBOX))
     _commit(repo, FIX1_EDIT, FIX1)
     _commit(repo, FIX2_EDIT, FIX2)
-    return {name: _body(git(repo, "format-patch", "-1", "--stdout", rev))
-            for name, rev in (("rfc", "HEAD~2"), ("fix1", "HEAD~1"), ("fix2", "HEAD"))}
+    out = {name: _body(git(repo, "format-patch", "-1", "--stdout", rev))
+           for name, rev in (("rfc", "HEAD~2"), ("fix1", "HEAD~1"), ("fix2", "HEAD"))}
+    return {**out, "base": git(repo, "rev-parse", "HEAD~3").strip()}
 
 
 def thread_messages(b: dict[str, str]) -> list[bytes]:
@@ -61,7 +63,7 @@ def thread_messages(b: dict[str, str]) -> list[bytes]:
     encoded = "=?utf-8?q?Re=3A_=5BPATCH_v2_2=2F3=5D_KVM=3A_PPC=3A_XIVE_=E2=80=94_ok?="
     b64 = base64.encodebytes("Reviewed-by: Cédric <clg@example.invalid>\n".encode()).decode()
     cover = (f"This packs VCORE ids.\n\n{'x' * 10} | 4 ++--\n 1 file changed\n\n"
-             "base-commit: 0000000000000000000000000000000000000000\n")
+             f"base-commit: {b['base']}\n")
     return [
         mail("v1-1@ibm", f"[RFC PATCH 1/2] {RFC}", b["rfc"], day=1),
         mail("v1-2@ibm", f"[RFC PATCH 2/2] {FIX1}", b["fix1"], day=1, parents=["v1-1@ibm"]),
@@ -215,6 +217,23 @@ def test_cli_checks_the_fetched_series_like_a_local_mbox(run, tmp_path, bodies, 
     assert err.count("warning:") == 2  # the broken message and the duplicate id
 
 
+def test_cover_base_commit_is_the_base(cli, env, archive, user_repo, bodies) -> None:
+    """b4 writes base-commit: in the cover letter; the series applies there, not on HEAD."""
+    p = user_repo / XIVE
+    p.write_text(p.read_text() + "\nstatic u32 later(struct kvmppc_xive *xive, u32 s)\n"
+                 "{\n\treturn xive_native_get_vp_state(xive->vp_base + s);\n}\n")
+    git(user_repo, "commit", "-q", "-am", "a later commit with one more raw use")
+    argv = ("series", "--inbox", str(archive), "v2-1@ibm", "--repo", str(user_repo),
+            "--format", "json", "--all", *RULE)
+    doc = json.loads(cli(*argv)[1])
+    assert doc["target"] == f"{user_repo}@{bodies['base']}"
+    assert {f["function"] for f in doc["findings"]} == {"xive_lock_and_mask",
+                                                        "xive_finish_unmask",
+                                                        "kvmppc_xive_clr_mapped"}
+    doc = json.loads(cli(*argv, "--base", "HEAD")[1])
+    assert "later" in {f["function"] for f in doc["findings"]}
+
+
 def test_sarif_text_and_checkpatch(run, archive) -> None:
     rc, out, _ = run("--inbox", str(archive), "v2-2@ibm", "--format", "sarif", *RULE)
     assert json.loads(out)["runs"][0]["properties"]["series"]["message_id"] == "<v2-0@ibm>"
@@ -316,3 +335,45 @@ def test_remote_range_equals_local_range(cli, env, tmp_path, bodies) -> None:
     assert files_under(env["tmp"]) == {} and files_under(env["home"]) == {}
     rc, _, err = cli("series", "--remote", str(bare), "--range", "main..nope", *RULE)
     assert rc == 2 and "cannot fetch" in err
+
+
+def b4_picks(tmp_path: Path, mbox: Path, msgid: str, revision: int | None) -> list[tuple]:
+    """What `b4 am` takes from the same thread: (n, subject text) per patch, in order."""
+    import email
+    import email.policy
+    import os
+    import subprocess
+    import sys
+
+    b4 = Path(sys.executable).parent / "b4"
+    if not b4.exists():
+        pytest.skip("b4 is not installed (pip install -e '.[test]')")
+    out = tmp_path / f"b4-{msgid}-{revision}"
+    argv = [str(b4), "--offline-mode", "-q", "am", "-m", str(mbox), "-o", str(out), msgid]
+    env = {**os.environ, "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(argv + (["-v", str(revision)] if revision else []), cwd=tmp_path, env=env,
+                   capture_output=True, check=True)
+    (mbx,) = out.glob("*.mbx")
+    got = []
+    for chunk in re.split(rb"^From [^\n]*\n", mbx.read_bytes(), flags=re.M)[1:]:
+        s = inbox.parse_subject(str(email.message_from_bytes(chunk, policy=email.policy.default)
+                                    ["Subject"]))
+        got.append((s.n, s.text))
+    return got
+
+
+@pytest.mark.parametrize(("msgid", "revision"), [("v2-2@ibm", None), ("r1@rev", None),
+                                                 ("loop-b@x", None), ("v2-0@ibm", 1)])
+def test_same_revision_and_patches_as_b4(env, tmp_path, bodies, archive, msgid,
+                                         revision) -> None:
+    """b4 is the reference for which revision a thread's series is (its newest by default).
+
+    b4 is given the thread without the message that reuses v2 2/3's Message-ID: b4 keeps
+    the copy it meets last and loses the patch; vpcheck keeps the first, as public-inbox
+    gives a Message-ID to the first message that carries it."""
+    mbox = tmp_path / "thread.mbox"
+    mbox.write_bytes(inbox.as_mbox((None, m) for m in thread_messages(bodies)
+                                   if b"buy now" not in m))
+    ours = [(inbox.parse_subject(h.subject).n, inbox.parse_subject(h.subject).text)
+            for h, _ in lookup(archive, msgid, revision).messages]
+    assert ours == b4_picks(tmp_path, mbox, msgid, revision)
