@@ -250,8 +250,7 @@ def test_second_run_reads_no_old_message(env, tmp_path, bodies, monkeypatch) -> 
     append(epoch, msgs[:4])
     reads: list[str] = []
     real = inbox._headers
-    monkeypatch.setattr(inbox, "_headers", lambda repo, blob: reads.append(blob) or real(
-        repo, blob))
+    monkeypatch.setattr(inbox, "_headers", lambda raw: reads.append(raw) or real(raw))
     assert subjects(lookup(epoch, "v1-1@ibm")) == V1 and len(reads) == 4
     append(epoch, msgs[4:])
     assert subjects(lookup(epoch, "v1-1@ibm")) == V2 and len(reads) == len(msgs)
