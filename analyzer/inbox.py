@@ -43,7 +43,7 @@ BATCH = 1000  # messages per git cat-file --batch
 MAX_MESSAGE = 32 * 1024 * 1024  # a patch mail larger than this is refused
 _TEXT_MAX = 300  # characters kept of a subject or author
 
-_MSGID = re.compile(r"<([^<>\s]{1,998})>")
+_MSGID = re.compile(r"<([^<>\s\x00-\x1f\x7f]{1,998})>")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _REPLY = re.compile(r"^\s*(?:re|aw|fwd?|sv|antw|odp|r|\w{2,3}(?=:\s*\[))\s*:\s*", re.I)
 _TAGS = re.compile(r"^\s*\[([^\]]*)\]\s*")
@@ -76,7 +76,8 @@ def clean_msgid(value: str | None) -> str | None:
     if m:
         return m.group(1)
     bare = value.strip()
-    return bare if bare and len(bare) <= 998 and not any(c in bare for c in " \t<>") else None
+    ok = bare and len(bare) <= 998 and not re.search(r"[\s<>\x00-\x1f\x7f]", bare)
+    return bare if ok else None
 
 
 def msgid_argument(text: str) -> str:

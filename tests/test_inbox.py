@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analyzer import inbox
 from analyzer.errors import InputError
@@ -376,3 +378,61 @@ def test_same_revision_and_patches_as_b4(env, tmp_path, bodies, archive, msgid,
     ours = [(inbox.parse_subject(h.subject).n, inbox.parse_subject(h.subject).text)
             for h, _ in lookup(archive, msgid, revision).messages]
     assert ours == b4_picks(tmp_path, mbox, msgid, revision)
+
+
+HEADERS = (b"Message-ID: <a@b>\nSubject: =?utf-8?q?=5BPATCH_v2_1=2F2=5D?= x\nFrom: A <a@b>\n"
+           b"In-Reply-To: <c@d>\nReferences: <c@d> <e@f>\nDate: Thu, 12 Apr 2018 17:02:06 +1000\n")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=400),
+                 st.binary(max_size=200).map(lambda b: HEADERS[: len(b) % len(HEADERS)] + b),
+                 st.text(max_size=300).map(lambda t: HEADERS + t.encode("utf-8", "replace"))))
+def test_any_header_bytes_give_a_row_or_a_reason(raw: bytes) -> None:
+    h = inbox.parse_headers("0" * 40, raw)
+    if isinstance(h, str):
+        assert "\n" not in h
+        return
+    assert h.msgid and h.msgid not in h.parents and len(h.parents) <= inbox.MAX_REFS
+    assert not any(c in h.subject + h.author for c in "\n\r\x1b")
+    inbox.parse_subject(h.subject)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_msgid_argument_is_an_id_or_refused(text: str) -> None:
+    try:
+        mid = inbox.msgid_argument(text)
+    except InputError as e:
+        assert "\n" not in str(e)
+        return
+    assert mid and not any(c in mid for c in " <>\n\x1b\x00")
+
+
+def test_enormous_thread_is_one_error(env, archive, monkeypatch) -> None:
+    monkeypatch.setattr(inbox, "MAX_THREAD", 5)
+    with pytest.raises(InputError, match=r"<v2-0@ibm>: thread of more than 5 messages"):
+        lookup(archive, "v2-0@ibm")
+
+
+def test_undecodable_patch_is_a_warning_then_the_missing_error(cli, env, tmp_path,
+                                                               user_repo) -> None:
+    epoch = tmp_path / "bad"
+    append(epoch, [mail("b1@x", "[PATCH 1/1] broken", b"\xff\xfe\ndiff --git a/x b/x\n",
+                        day=1, extra="Content-Type: text/plain; charset=utf-8\n"
+                                     "Content-Transfer-Encoding: 8bit\n")])
+    rc, out, err = cli("series", "--inbox", str(epoch), "b1@x", "--repo", str(user_repo))
+    assert (rc, out) == (2, "") and "Traceback" not in err
+    warning, error = err.splitlines()
+    assert warning.startswith("vpcheck: warning: <b1@x>: '[PATCH 1/1] broken' is not a usable "
+                              "patch (")
+    assert error == "vpcheck: error: <b1@x>: no patch in this thread"
+
+
+def test_damaged_index_is_rebuilt(env, archive) -> None:
+    assert subjects(lookup(archive, "v2-0@ibm")) == V2
+    (index,) = (env["cache"] / "vpcheck" / "inbox").glob("*.sqlite3")
+    index.write_bytes(b"not a database" * 100)
+    warns: list[str] = []
+    assert subjects(lookup(archive, "v2-0@ibm", warns=warns)) == V2
+    assert warns[0] == f"{index}: damaged index, rebuilding it"
