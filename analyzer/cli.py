@@ -165,7 +165,7 @@ def cmd_series(args: argparse.Namespace) -> int:
 
 def _inbox_patches(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
     """--inbox/--remote: fetch into the cache; the same arguments pointing at what came."""
-    from . import inbox
+    from . import inbox, source
 
     def warn(message: str) -> None:
         if args.format != "checkpatch":  # b4 counts every stderr line as a failure
@@ -174,6 +174,7 @@ def _inbox_patches(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
     if args.inbox:
         if len(args.series) != 1 or args.remote or args.range:
             raise SystemExit(_fail("series: --inbox URL takes one Message-ID, nothing else"))
+        source.open_repo(args.repo).close()  # a bad --repo before any fetch
         picked, mbox = inbox.series_from_inbox(args.inbox, args.series[0], args.revision, warn)
         base = args.base or inbox.known_base(args.repo, picked.base_commit)
         return argparse.Namespace(**{**vars(args), "series": [str(mbox)], "base": base}), \

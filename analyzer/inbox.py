@@ -160,9 +160,15 @@ def fetch(url: str, refspecs: Sequence[str], kind: str, options: Sequence[str] =
         repo.git.execute(cmd, env={**os.environ, **GIT_ENV})
     except git.GitCommandError as e:
         repo.close()
-        why = (e.stderr or "").strip().splitlines()
-        raise InputError(f"{url}: cannot fetch: {why[-1] if why else e}") from None
+        raise InputError(f"{url}: cannot fetch: {_git_error(e)}") from None
     return url, repo
+
+
+def _git_error(e) -> str:
+    """git's own complaint (its first fatal:/error: line), not GitPython's wrapping."""
+    text = re.sub(r"^\s*stderr: '(.*)'\s*$", r"\1", str(e.stderr or ""), flags=re.S)
+    m = re.search(r"^(?:fatal|error): *(.+)$", text, re.M)
+    return m.group(1).strip() if m else (text.strip().splitlines() or ["git failed"])[-1]
 
 
 # --- the Message-ID index ---------------------------------------------------
@@ -345,6 +351,8 @@ def thread(archives: Sequence[Archive], msgid: str, warn: Warn) -> list[Header]:
     try:
         if not any(_rows(c, _BY_ID, msgid, u) for u, c in conns):
             names = ", ".join(a.url for a in archives)
+            if not any(c.execute("SELECT 1 FROM msgs LIMIT 1").fetchone() for _, c in conns):
+                raise InputError(f"{names}: no message at all (not a public-inbox archive?)")
             raise InputError(f"<{msgid}>: no such message in {names}")
         seen, queue, found = {msgid}, [msgid], {}
         while queue:

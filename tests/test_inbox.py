@@ -281,10 +281,37 @@ def test_epochs(env, tmp_path, bodies) -> None:
     assert subjects(picked) == V2
 
 
-def test_unsafe_urls_are_refused(cli, env, user_repo) -> None:
-    for url in ("ext::sh -c touch% /tmp/pwned", "-uhoh", "ftp://example.invalid/x"):
-        rc, out, err = cli("series", "--inbox", url, "a@b", "--repo", str(user_repo))
-        assert rc == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+def test_unsafe_urls_and_refs_are_refused(cli, env, user_repo, tmp_path) -> None:
+    runs = [("--inbox", url, "a@b", "--repo", str(user_repo))
+            for url in ("ext::sh -c touch% /tmp/pwned", "-uhoh", "ftp://example.invalid/x")]
+    runs += [("--remote", url, "--range", "main..HEAD")
+             for url in ("ext::sh -c touch% /tmp/pwned", "--upload-pack=touch /tmp/pwned")]
+    runs += [("--remote", str(user_repo), "--range", r)
+             for r in ("main..--upload-pack=touch", "main...HEAD", "main..", "-x..main")]
+    for argv in runs:
+        rc, out, err = cli("series", *argv)
+        assert rc == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err, argv
+    assert files_under(env["cache"]) == {}
+
+
+def test_a_repository_that_is_no_archive(cli, env, user_repo) -> None:
+    rc, _, err = cli("series", "--inbox", str(user_repo), "a@b", "--repo", str(user_repo))
+    assert (rc, err) == (2, f"vpcheck: error: {user_repo}: no message at all (not a "
+                            "public-inbox archive?)\n")
+
+
+def test_revision_of_an_unversioned_patch_is_its_covers() -> None:
+    """A v3 cover whose patches forgot the v3 in their subjects (b4 infers it the same way)."""
+    def h(mid: str, subject: str, day: int, irt: str | None = None) -> inbox.Header:
+        return inbox.Header(mid, mid, subject, AUTHOR, day, irt, (irt,) if irt else ())
+
+    thread = [h("c3", "[PATCH v3 0/2] s", 3), h("p1", "[PATCH 1/2] one", 3, "c3"),
+              h("p2", "[PATCH 2/2] two", 3, "c3"), h("old", "[PATCH v2 1/1] old", 1)]
+    raw = {m.msgid: mail(m.msgid, m.subject, f"---\ndiff --git a/{m.msgid} b/{m.msgid}\n"
+                         "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n", day=1) for m in thread}
+    picked = inbox.pick(thread, None, lambda m: raw[m.msgid], lambda w: None)
+    assert picked.meta == inbox.SeriesMeta("s", AUTHOR, "c3", 3)
+    assert [m.msgid for m, _ in picked.messages] == ["p1", "p2"]
 
 
 def test_usage_errors(cli, env, archive) -> None:
