@@ -386,7 +386,6 @@ class Subject:
 
     text: str
     reply: bool
-    tagged: bool  # carries PATCH or RFC
     revision: int | None  # None: not stated (v1)
     n: int | None
     total: int | None
@@ -396,17 +395,15 @@ def parse_subject(subject: str) -> Subject:
     rest, reply = subject, False
     while m := _REPLY.match(rest):
         rest, reply = rest[m.end():], True
-    tagged, revision, n, total = False, None, None, None
+    revision, n, total = None, None, None
     while m := _TAGS.match(rest):
         for word in m.group(1).replace(",", " ").split():
             if (c := _COUNTER.match(word)) is not None:
                 n, total = int(c.group(1)), int(c.group(2))
             elif (v := _VERSION.match(word)) is not None:
                 revision = int(v.group(1))
-            elif word.upper() in ("PATCH", "RFC") or word.upper().startswith("PATCH"):
-                tagged = True
         rest = rest[m.end():]
-    return Subject(rest.strip(), reply, tagged, revision, n, total)
+    return Subject(rest.strip(), reply, revision, n, total)
 
 
 @dataclass(frozen=True)
