@@ -55,14 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_check)
 
     s = sub.add_parser("series", help="check a patch series against its base, patch by patch")
-    s.add_argument("series", nargs="+", metavar="SERIES",
-                   help="mbox, patch file, directory of patches, '-' (stdin) or BASE..HEAD")
+    s.add_argument("series", nargs="*", metavar="SERIES",
+                   help="mbox, patch file, directory of patches, '-' (stdin) or BASE..HEAD; "
+                        "with --inbox, a Message-ID")
     s.add_argument("--repo", default=".", help="the kernel git repository (default: .)")
     s.add_argument("--base", help="apply on this revision (default: the base-commit: trailer, "
                                   "else HEAD with each file's preimage from the diff's index line)")
     s.add_argument("--all", action="store_true", help="also show findings already at the base")
     s.add_argument("--per-patch", action="store_true",
                    help="show what each patch adds, even if a later patch removes it")
+    s.add_argument("--inbox", action="append", metavar="URL",
+                   help="public-inbox archive to fetch the thread of SERIES (a Message-ID) "
+                        "from; repeat for several epochs")
+    s.add_argument("--revision", type=_positive, metavar="N",
+                   help="with --inbox: check vN (default: the newest posted in the thread)")
+    s.add_argument("--remote", metavar="URL", help="fetch --range from this remote")
+    s.add_argument("--range", metavar="BASE..HEAD", help="with --remote: refs of the remote")
     _common(s)
     s.set_defaults(func=cmd_series)
 
@@ -116,6 +124,8 @@ def cmd_series(args: argparse.Namespace) -> int:
     from . import checks, facts, patches, ruleset, series
     from .report import Result, render
 
+    if args.inbox or args.remote or args.range or args.revision or not args.series:
+        return _fetched_series(args)
     selected = ruleset.select(args.rule, args.skip)
     tokens = ruleset.tokens(selected)
     t0 = time.perf_counter()
@@ -151,6 +161,46 @@ def cmd_series(args: argparse.Namespace) -> int:
                     patch_lines=patches.added_lines(plist))
     sys.stdout.write(render(args.format, result, selected, terse=args.terse))
     return EXIT_FINDINGS if shown else EXIT_CLEAN
+
+
+def _inbox_patches(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
+    """--inbox/--remote: fetch into the cache; the same arguments pointing at what came."""
+    from . import inbox, source
+
+    def warn(message: str) -> None:
+        if args.format != "checkpatch":  # b4 counts every stderr line as a failure
+            sys.stderr.write(f"vpcheck: warning: {message}\n")
+
+    if args.inbox:
+        if len(args.series) != 1 or args.remote or args.range:
+            raise SystemExit(_fail("series: --inbox URL takes one Message-ID, nothing else"))
+        source.open_repo(args.repo).close()  # a bad --repo before any fetch
+        picked, mbox = inbox.series_from_inbox(args.inbox, args.series[0], args.revision, warn)
+        base = args.base or inbox.known_base(args.repo, picked.base_commit)
+        return argparse.Namespace(**{**vars(args), "series": [str(mbox)], "base": base}), \
+            picked.meta.as_dict()
+    if not (args.remote and args.range) or args.series or args.revision or args.base:
+        raise SystemExit(_fail("series: give SERIES, --inbox URL MSGID, or "
+                               "--remote URL --range BASE..HEAD (without --base)"))
+    repo, rev_range, meta = inbox.range_from_remote(args.remote, args.range)
+    return argparse.Namespace(**{**vars(args), "series": [rev_range], "repo": repo}), \
+        {"subject": None, "author": None, "message_id": None, "revision": None, **meta}
+
+
+def _fetched_series(args: argparse.Namespace) -> int:
+    """Check what --inbox/--remote fetched as a local series; name the series in the output."""
+    import io
+    from contextlib import redirect_stdout
+
+    from .inbox import with_series_meta
+
+    local, meta = _inbox_patches(args)
+    local.inbox = local.remote = local.range = local.revision = None
+    out = io.StringIO()
+    with redirect_stdout(out):
+        rc = cmd_series(local)
+    sys.stdout.write(with_series_meta(args.format, out.getvalue(), meta))
+    return rc
 
 
 def _is_path(s: str) -> bool:
