@@ -189,6 +189,30 @@ def snapshot_key(blobs: tuple[tuple[str, str], ...], rule_ids: Sequence[str]) ->
     return cache.digest(cache.code_version(), ",".join(rule_ids), *(f"{p}:{b}" for p, b in blobs))
 
 
+def _keys(repo_path: str, states: Sequence[State], rules: Sequence[Rule]) -> list[str]:
+    """Each state's snapshot key: the blobs the checks can read. A file holding none of
+    the rules' tokens is not parsed (facts.extract's prefilter) and cannot change a
+    finding, so most commits to arch/powerpc/kvm cost one blob read, not an analysis."""
+    from .ruleset import tokens
+
+    toks, repo = tokens(rules), _repo(repo_path)
+    rule_ids = tuple(r.id for r in rules)
+    read: dict[str, bool] = {}
+
+    def matters(blob: str) -> bool:
+        if blob not in read:
+            data = _read_blob(repo, blob)
+            read[blob] = any(t in data for t in toks)
+        return read[blob]
+
+    keys = []
+    for s in states:
+        kernel = any(p.startswith("arch/powerpc/kvm/") for p, _ in s.blobs)
+        kept = tuple((p, b) for p, b in s.blobs if matters(b))
+        keys.append(snapshot_key((("<kvm>", str(kernel)), *kept), rule_ids))
+    return keys
+
+
 @functools.cache
 def _repo(path: str):
     return open_repo(path)
@@ -239,7 +263,7 @@ def analyse(repo_path: str, states: Sequence[State], rules: Sequence[Rule], jobs
             ) -> tuple[list[list[Finding] | str], Stats]:
     """Findings of every state (or why it could not be read), using the caches."""
     rule_ids = tuple(r.id for r in rules)
-    keys = [snapshot_key(s.blobs, rule_ids) for s in states]
+    keys = _keys(repo_path, states, rules)
     by_key: dict[str, list[Finding] | str] = {}
     todo: dict[str, tuple] = {}
     cached = 0
