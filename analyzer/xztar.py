@@ -27,11 +27,13 @@ from __future__ import annotations
 import bisect
 import functools
 import lzma
+import os
 import posixpath
 import struct
 import tarfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import BinaryIO
@@ -202,18 +204,17 @@ def members(read: Callable[[int, int], bytes], at: int) -> Iterator[Member]:
         at = next_at
 
 
-def first_member(fh: BinaryIO, header: bytes, block: Block, limit: int = 4 << 20,
-                 chunk: int = 1 << 14) -> Member | None:
+def first_member(fh: BinaryIO, header: bytes, block: Block, limit: int = 1 << 20
+                 ) -> Member | None:
     """The first member whose header starts in ``block``, decompressing only up to it
     (at most ``limit`` bytes: a block inside one large member gives None)."""
     fh.seek(block.offset)
     d = _decompressor(header)
     buf = bytearray()
-    remaining = block.size
-    search = 0
+    remaining, chunk, search = block.size, 4096, 0
     while remaining > 0 and len(buf) < limit:
         data = fh.read(min(chunk, remaining))
-        remaining -= len(data)
+        remaining, chunk = remaining - len(data), chunk * 2
         buf += d.decompress(data)
         while (i := buf.find(b"ustar", search)) >= 0:
             pos = i - 257  # the magic sits at offset 257 of a header
@@ -226,6 +227,8 @@ def first_member(fh: BinaryIO, header: bytes, block: Block, limit: int = 4 << 20
                     return Member(posixpath.normpath(info[0]), info[1], info[2],
                                   block.ustart + pos + BLOCK, 0)
             search = i + 1
+        else:
+            search = max(search, len(buf) - 4)
     return None
 
 
@@ -341,12 +344,12 @@ def read_members(path: str, select: Callable[[str], str | None], runs: Sequence[
     """
     try:
         with open(path, "rb") as fh:
-            return _read(fh, select, runs, stats if stats is not None else {})
+            return _read(path, fh, select, runs, stats if stats is not None else {})
     except (Unsuitable, lzma.LZMAError, EOFError, IndexError, struct.error, ValueError):
         return None
 
 
-def _read(fh: BinaryIO, select: Callable[[str], str | None], runs: Sequence[str],
+def _read(path: str, fh: BinaryIO, select: Callable[[str], str | None], runs: Sequence[str],
           stats: dict) -> dict[str, bytes]:
     header, blocks = read_index(fh)
     if len(blocks) < 2:
@@ -359,17 +362,25 @@ def _read(fh: BinaryIO, select: Callable[[str], str | None], runs: Sequence[str]
         last = m.name if m is not None else last
         names.append(last)
     top = _top(peeked[0].name, [m.name for m in peeked if m is not None])
-    full_runs = [top + r for r in runs]
+    full_runs = tuple(top + r for r in runs)
     # the last block too: members appended out of order (tar -r) would be there
     chosen = sorted(_choose(names, full_runs) | {len(blocks) - 1})
-    window = _Window(fh, header, blocks)
+    jobs = [(0 if a == 0 else peeked[a].data_at - BLOCK, blocks[b].ustart + blocks[b].usize,
+             a == 0) for a, b in _stretches(chosen, peeked)]
+
+    def scan(job: tuple[int, int, bool]) -> tuple[list, dict[str, bytes], int]:
+        with open(path, "rb") as own:  # one file position per thread
+            window = _Window(own, header, blocks)
+            return (*_scan(window, *job, full_runs, select), window.decompressed)
+
+    # lzma releases the GIL: stretches decompress in parallel
+    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+        done = list(pool.map(scan, jobs))
+    _check_contiguous([hits for seen, _, _ in done for hits in seen], full_runs)
     files: dict[str, bytes] = {}
-    state = {r: "before" for r in full_runs}  # before -> inside -> after, over the archive
-    for start, end in _stretches(chosen, peeked):
-        at = 0 if start == 0 else peeked[start].data_at - BLOCK
-        until = blocks[end].ustart + blocks[end].usize
-        _scan(window, at, until, start == 0, state, select, files)
-    stats.update(blocks=len(blocks), decompressed=window.decompressed,
+    for _, found, _ in done:
+        files.update(found)
+    stats.update(blocks=len(blocks), decompressed=sum(n for _, _, n in done),
                  size=sum(b.usize for b in blocks))
     return files
 
@@ -379,9 +390,6 @@ def _stretches(chosen: list[int], peeked: Sequence[Member | None]) -> list[tuple
     back to a block that has a header."""
     out: list[tuple[int, int]] = []
     for i in chosen:
-        if out and i <= out[-1][1] + 1:
-            out[-1] = (out[-1][0], i)
-            continue
         start = i
         while start > 0 and peeked[start] is None:
             start -= 1
@@ -392,23 +400,17 @@ def _stretches(chosen: list[int], peeked: Sequence[Member | None]) -> list[tuple
     return out
 
 
-def _scan(window: _Window, at: int, until: int, from_start: bool, state: dict[str, str],
-          select: Callable[[str], str | None], files: dict[str, bytes]) -> None:
-    """Parse members from ``at`` until the stretch's blocks are behind and no run is
-    open; check that each run is bracketed and contiguous over the whole archive."""
-    first = True
+def _scan(window: _Window, at: int, until: int, from_start: bool, runs: Sequence[str],
+          select: Callable[[str], str | None]) -> tuple[list[frozenset], dict[str, bytes]]:
+    """Members from ``at`` until the stretch's blocks are behind and no run is open:
+    the runs each member belongs to, in order, and the data of the members wanted."""
+    seen: list[frozenset] = []
+    files: dict[str, bytes] = {}
     for m in members(window.read, at):
-        hit = {r for r in state if _in_run(m.name, r)}
-        if first and hit and not from_start:
+        hit = frozenset(r for r in runs if _in_run(m.name, r))
+        if not seen and hit and not from_start:
             raise Unsuitable("a run starts before the chosen blocks")
-        first = False
-        for r in state:
-            if r in hit:
-                if state[r] == "after":
-                    raise Unsuitable(f"members of {r} are not contiguous")
-                state[r] = "inside"
-            elif state[r] == "inside":
-                state[r] = "after"
+        seen.append(hit)
         rel = select(m.name) if safe_name(m.name, m.kind) else None
         if rel is not None:
             if m.size > MAX_MEMBER:
@@ -419,6 +421,19 @@ def _scan(window: _Window, at: int, until: int, from_start: bool, state: dict[st
                 raise Unsuitable("truncated member")
             files[rel] = data
         window.forget_before(m.data_at)
-        if m.next_at >= until and "inside" not in state.values():
-            return  # the next header is past the stretch and closes nothing here
-    # the archive ended: it closes every run
+        if m.next_at >= until and not hit:
+            break  # the next header is past the stretch and no run is open
+    return seen, files  # (or the archive ended: that closes every run)
+
+
+def _check_contiguous(seen: Sequence[frozenset], runs: Sequence[str]) -> None:
+    """Each run's members must be one contiguous stretch of the members read."""
+    state = dict.fromkeys(runs, "before")  # before -> inside -> after
+    for hit in seen:
+        for r in runs:
+            if r in hit:
+                if state[r] == "after":
+                    raise Unsuitable(f"members of {r} are not contiguous")
+                state[r] = "inside"
+            elif state[r] == "inside":
+                state[r] = "after"

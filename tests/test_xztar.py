@@ -68,7 +68,7 @@ def make_tarball(dest: Path, members: dict[str, bytes], order=sorted, fmt=tarfil
             _add(tar, extra)
     raw = dest.with_suffix("")
     raw.write_bytes(buf.getvalue())
-    subprocess.run(["xz", "-z", "-f", "-k", "-T1", f"--block-size={block_size}", str(raw)],
+    subprocess.run(["xz", "-z", "-0", "-f", "-k", "-T1", f"--block-size={block_size}", str(raw)],
                    check=True)
     return dest
 
