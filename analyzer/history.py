@@ -248,6 +248,9 @@ def _analyse_items(repo_path: str, rule_ids: tuple[str, ...], items: Iterable[tu
         except InputError as e:
             yield key, str(e)
             continue
+        except Exception as e:  # one old snapshot the engine trips on must not end the walk
+            yield key, f"internal error ({type(e).__name__}: {e})"
+            continue
         yield key, cache.findings_to_json(found)
 
 

@@ -285,3 +285,33 @@ def test_bad_input(tmp_path: Path, hist, cli) -> None:
     assert rc == 2 and "not a git repository" in err
     rc, out, err = cli("history", "--repo", str(repo), "--", "--output=/tmp/x")
     assert rc == 2 and not os.path.exists("/tmp/x")
+
+
+def test_a_snapshot_that_cannot_be_checked_is_skipped_and_said(hist, cli, monkeypatch) -> None:
+    """Old history may hold files vpcheck cannot read; the walk goes on around them."""
+    from analyzer import facts
+
+    repo, c = hist
+    real = facts.extract
+    bad = git(repo, "rev-parse", f"{c['fix']}:{XIVE}").strip()
+
+    def extract(snap, *a, **k):
+        if cparse_blob(snap.files.get(XIVE, b"")) == bad:
+            raise ValueError("cannot evaluate this")
+        return real(snap, *a, **k)
+
+    monkeypatch.setattr(facts, "extract", extract)
+    rc, out, err = cli("history", "--repo", str(repo), "--format", "json", "--rule",
+                       "xive-raw-vp-base")
+    doc = json.loads(out)
+    assert rc == 1 and f"{c['fix'][:12]} not checked: internal error" in err
+    assert doc["summary"]["skipped"][0]["commit"] == c["fix"]
+    (target,) = _by(doc, "xive_target_interrupt")
+    # the fix is not seen, so the finding runs on until the next snapshot that is checked
+    assert _spans(target)[0] == (c["rfc"], c["merge"])
+
+
+def cparse_blob(data: bytes) -> str:
+    from analyzer.cparse import blob_id
+
+    return blob_id(data)
