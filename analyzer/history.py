@@ -31,6 +31,7 @@ from .ruleset import Rule
 from .source import GIT_ENV, RELEVANT_DIRS, Snapshot, is_relevant, open_repo, resolve_commit
 
 CACHE_SPACE = "history"
+_REGULAR = (b"100644", b"100755")  # file modes read; symlinks and submodules are not files
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,8 @@ def _log(repo, base: str | None, head: str) -> list[tuple[Commit, dict[str, str 
             p = path.decode("utf-8", "surrogateescape")
             if is_relevant(p):
                 blob = parts[3].decode()
-                changes[p] = None if parts[4].startswith(b"D") or set(blob) == {"0"} else blob
+                gone = parts[4].startswith(b"D") or parts[1] not in _REGULAR
+                changes[p] = None if gone else blob
         commits.append((Commit(sha, subject, date), changes))
     return commits
 
@@ -154,7 +156,7 @@ def tree_blobs(repo, rev: str) -> dict[str, str]:
         meta, _, path = rec.partition(b"\t")
         parts = meta.split()
         p = path.decode("utf-8", "surrogateescape")
-        if len(parts) == 3 and parts[1] == b"blob" and is_relevant(p):
+        if len(parts) == 3 and parts[0] in _REGULAR and is_relevant(p):
             blobs[p] = parts[2].decode()
     return blobs
 
