@@ -188,6 +188,9 @@ def cmd_history(args: argparse.Namespace) -> int:
     shown = [e for e in h.entries if severity_rank(e.finding.severity) >= rank]
     if args.fixes_tag:
         sys.stdout.write(historyreport.fixes_lines(shown))
+        if older := sum(e.present and e.current.at_base for e in shown):
+            sys.stderr.write(f"vpcheck: note: {older} findings were already present at the "
+                             f"range's base; widen the range for their Fixes: lines\n")
     else:
         sys.stdout.write(historyreport.render_history(args.format, h, shown, selected,
                                                       time.perf_counter() - t0))

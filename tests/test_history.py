@@ -188,8 +188,9 @@ def test_range_marks_findings_at_base(hist, cli) -> None:
     (target,) = _by(doc, "xive_target_interrupt")
     assert target["intervals"][0]["introduced"]["at_base"] is True
     assert target["intervals"][0]["introduced"]["commit"] == c["makefile"]
-    rc, out, _ = cli("history", "--repo", str(repo), f"{c['makefile']}..HEAD", "--fixes-tag")
+    rc, out, err = cli("history", "--repo", str(repo), f"{c['makefile']}..HEAD", "--fixes-tag")
     assert f'{c["rfc"][:12]}' not in out  # outside the range: no tag names the base
+    assert "already present at the range's base" in err
     assert f'{c["regression"][:12]}' in out
     rc, doc = _history(cli, repo, f"{c['regression']}..HEAD")  # only MAINTAINERS changes
     assert rc == 1 and doc["summary"]["commits"] == 0
