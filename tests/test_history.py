@@ -316,3 +316,17 @@ def cparse_blob(data: bytes) -> str:
     from analyzer.cparse import blob_id
 
     return blob_id(data)
+
+
+def test_prune_drops_the_oldest_entries_first(tmp_path: Path) -> None:
+    from analyzer import cache
+
+    keys = [f"{i:02d}" + "0" * 62 for i in range(4)]
+    for i, k in enumerate(keys):
+        cache.store("p", k, ["x" * 1000])
+        p = cache._path("p", k)
+        os.utime(p, (1_000_000 + i, 1_000_000 + i))
+    size = cache._path("p", keys[0]).stat().st_size
+    freed = cache.prune("p", 2 * size)
+    assert freed == 2 * size
+    assert [cache.load("p", k) is not None for k in keys] == [False, False, True, True]
