@@ -357,8 +357,7 @@ def attribute(states: Sequence[State], results: Sequence[list[Finding] | str]
 
 def run(repo_path: str, rev_range: str | None, rules: Sequence[Rule], jobs: int = 1,
         progress: Callable[[int], Iterable] | None = None) -> History:
-    repo = open_repo(repo_path)
-    states = walk(repo, rev_range)
+    states = walk(_repo(repo_path), rev_range)
     if not states:
         raise InputError(f"{rev_range or 'HEAD'}: no commit in the range touches "
                          f"{', '.join(RELEVANT_DIRS)}")
