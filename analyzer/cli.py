@@ -87,6 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--svg", metavar="FILE", help="also write the occupancy picture")
     m.set_defaults(func=cmd_model)
 
+    h = sub.add_parser("history", help="which commit introduced, and which fixed, each finding")
+    h.add_argument("range", nargs="?", metavar="REV_RANGE",
+                   help="BASE..HEAD, or REV for its whole history (default: HEAD)")
+    h.add_argument("--repo", default=".", help="the kernel git repository (default: .)")
+    h.add_argument("--jobs", type=_positive, default=1, help="analyse in N processes")
+    h.add_argument("--fixes-tag", action="store_true",
+                   help="print the Fixes: line of each finding still present, nothing else")
+    h.add_argument("--format", choices=("text", "json", "sarif"), default="text")
+    h.add_argument("--rule", action="append", metavar="RULE", help="run only this rule (repeat)")
+    h.add_argument("--skip", action="append", metavar="RULE", help="do not run this rule")
+    h.add_argument("--severity", choices=("info", "warning", "error"), default="warning",
+                   help="report findings at or above this severity (default: warning)")
+    h.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    h.set_defaults(func=cmd_history)
+
     r = sub.add_parser("rules", help="list the rules")
     r.set_defaults(func=cmd_rules)
     e = sub.add_parser("explain", help="show a rule's rationale")
@@ -201,6 +216,35 @@ def _fetched_series(args: argparse.Namespace) -> int:
         rc = cmd_series(local)
     sys.stdout.write(with_series_meta(args.format, out.getvalue(), meta))
     return rc
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from . import history, historyreport, ruleset
+    from .findings import severity_rank
+
+    selected = ruleset.select(args.rule, args.skip)
+    t0 = time.perf_counter()
+    progress = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        def progress(total: int):
+            return tqdm(total=total, unit="snapshot", file=sys.stderr, leave=False)
+
+    h = history.run(args.repo, args.range, selected, args.jobs, progress)
+    for sha, why in h.stats.skipped:
+        sys.stderr.write(f"vpcheck: warning: {sha[:12]} not checked: {why}\n")
+    rank = severity_rank(args.severity)
+    shown = [e for e in h.entries if severity_rank(e.finding.severity) >= rank]
+    if args.fixes_tag:
+        sys.stdout.write(historyreport.fixes_lines(shown))
+        if older := sum(e.present and e.current.at_base for e in shown):
+            sys.stderr.write(f"vpcheck: note: {older} findings were already present at the "
+                             f"range's base; widen the range for their Fixes: lines\n")
+    else:
+        sys.stdout.write(historyreport.render_history(args.format, h, shown, selected,
+                                                      time.perf_counter() - t0))
+    return EXIT_FINDINGS if any(e.present for e in shown) else EXIT_CLEAN
 
 
 def _is_path(s: str) -> bool:

@@ -113,6 +113,13 @@ def from_tarball(path: str | os.PathLike) -> Snapshot:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{path}: no such file")
+    from .xztar import read_members  # a multi-block .xz: decompress only the blocks needed
+
+    fast = read_members(str(p), lambda n: r if (r := _strip_top(n)) and is_relevant(r) else None)
+    if fast is not None:
+        snap = Snapshot(str(path), fast)
+        snap.require_kernel_tree()
+        return snap
     files: dict[str, bytes] = {}
     try:
         with tarfile.open(p, mode="r|*") as tar:
