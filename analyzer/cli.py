@@ -37,6 +37,19 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--terse", action="store_true",
                    help="checkpatch format: one line per finding, no total (for b4)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--no-fix", action="store_true",
+                   help="text format: do not print the suggested fix under each finding")
+
+
+def _style(args: argparse.Namespace):
+    """Colour only on a terminal, never with NO_COLOR (no-color.org)."""
+    import os
+
+    from .report import Style
+
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR") and \
+        os.environ.get("TERM") != "dumb"
+    return Style(color=bool(color), fixes=not args.no_fix)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,12 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
     _common(c)
     c.set_defaults(func=cmd_check)
 
-    s = sub.add_parser("series", help="check a patch series against its base, patch by patch")
-    s.add_argument("series", nargs="+", metavar="SERIES",
+    s = sub.add_parser(
+        "series", help="check a patch series against its base, patch by patch",
+        description="Apply each patch on the commit it was written against (nothing is "
+        "written to the repository) and report the findings the series brings, each on the "
+        "patch that introduced it.",
+        epilog="base: --base, else a base-commit: line, else the commit of HEAD's first-parent "
+        "history holding every preimage blob the diffs name, else HEAD with those blobs.")
+    s.add_argument("series", nargs="*", metavar="SERIES",
                    help="mbox, patch file, directory of patches, '-' (stdin) or BASE..HEAD")
-    s.add_argument("--repo", default=".", help="the kernel git repository (default: .)")
-    s.add_argument("--base", help="apply on this revision (default: the base-commit: trailer, "
-                                  "else HEAD with each file's preimage from the diff's index line)")
+    s.add_argument("--repo", default=".",
+                   help="the kernel git repository, or any directory in it (default: .)")
+    s.add_argument("--base", help="apply on this revision instead of finding the base")
+    what = s.add_mutually_exclusive_group()
+    what.add_argument("--staged", action="store_true",
+                      help="check the staged change (the next commit) against HEAD")
+    what.add_argument("--worktree", action="store_true",
+                      help="check every uncommitted change against HEAD")
     s.add_argument("--all", action="store_true", help="also show findings already at the base")
     s.add_argument("--per-patch", action="store_true",
                    help="show what each patch adds, even if a later patch removes it")
@@ -108,8 +132,52 @@ def cmd_check(args: argparse.Namespace) -> int:
                "error_nodes": fx.error_nodes, "findings": len(found),
                "seconds": round(time.perf_counter() - t0, 3)}
     result = Result(snap.target, found, summary)
-    sys.stdout.write(render(args.format, result, selected, terse=args.terse))
+    sys.stdout.write(render(args.format, result, selected, terse=args.terse, style=_style(args)))
     return EXIT_FINDINGS if found else EXIT_CLEAN
+
+
+def _series_input(args: argparse.Namespace):
+    """(patches, series) from the command line: a range, the uncommitted change, or mail."""
+    from . import patches, series
+
+    if args.staged or args.worktree:
+        if args.series:
+            raise SystemExit(_fail("series: --staged/--worktree take no SERIES"))
+        patch, head = series.worktree_patch(args.repo, staged=args.staged)
+        plist = [patch] if patch.diff.strip() else []
+        return plist, series.apply_series(args.repo, plist, args.base or head)
+    if not args.series:
+        raise SystemExit(_fail("series: give SERIES (mbox, patch, directory, '-', BASE..HEAD), "
+                               "--staged or --worktree"))
+    ranges = [s for s in args.series if ".." in s and not _is_path(s)]
+    if ranges:
+        if len(args.series) != 1:
+            raise SystemExit(_fail("series: a BASE..HEAD range cannot be mixed with other input"))
+        ser = series.range_series(args.repo, ranges[0])
+        return [s.patch for s in ser.steps], ser
+    stdin = sys.stdin.buffer.read() if "-" in args.series else None
+    plist = patches.read_series(args.series, stdin)
+    return plist, series.apply_series(args.repo, plist, args.base)
+
+
+class _Progress:
+    """``patch 12/300`` on stderr, only on a terminal and only once a run takes > 1 s."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.on = enabled and sys.stderr.isatty()
+        self.total, self.done, self.t0, self.shown = total, 0, time.perf_counter(), False
+
+    def step(self) -> None:
+        self.done += 1
+        if self.on and time.perf_counter() - self.t0 > 1.0:
+            sys.stderr.write(f"\rvpcheck: checked {self.done}/{self.total} snapshots")
+            sys.stderr.flush()
+            self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
 
 
 def cmd_series(args: argparse.Namespace) -> int:
@@ -119,21 +187,18 @@ def cmd_series(args: argparse.Namespace) -> int:
     selected = ruleset.select(args.rule, args.skip)
     tokens = ruleset.tokens(selected)
     t0 = time.perf_counter()
-    ranges = [s for s in args.series if ".." in s and not _is_path(s)]
-    if ranges:
-        if len(args.series) != 1:
-            raise SystemExit(_fail("series: a BASE..HEAD range cannot be mixed with other input"))
-        ser = series.range_series(args.repo, ranges[0])
-        plist = [s.patch for s in ser.steps]
-    else:
-        stdin = sys.stdin.buffer.read() if "-" in args.series else None
-        plist = patches.read_series(args.series, stdin)
-        ser = series.apply_series(args.repo, plist, args.base)
+    plist, ser = _series_input(args)
+    progress = _Progress(not args.quiet, len(ser.steps) + 1)
 
     def analyse(snap):
-        return checks.run(selected, facts.extract(snap, tokens), reuse=True)
+        found = checks.run(selected, facts.extract(snap, tokens), reuse=True)
+        progress.step()
+        return found
 
-    verdict = series.attribute(ser, analyse)
+    try:
+        verdict = series.attribute(ser, analyse)
+    finally:
+        progress.close()
     if args.per_patch:
         shown = [f for step in verdict.per_patch for f in step]
     elif args.all:
@@ -148,8 +213,8 @@ def cmd_series(args: argparse.Namespace) -> int:
                "findings": len(shown), "fixed": len(verdict.fixed),
                "seconds": round(time.perf_counter() - t0, 3)}
     result = Result(ser.base.target, shown, summary, fixed=verdict.fixed,
-                    patch_lines=patches.added_lines(plist))
-    sys.stdout.write(render(args.format, result, selected, terse=args.terse))
+                    patch_lines=patches.added_lines(plist), mode="series")
+    sys.stdout.write(render(args.format, result, selected, terse=args.terse, style=_style(args)))
     return EXIT_FINDINGS if shown else EXIT_CLEAN
 
 

@@ -118,8 +118,8 @@ def test_checkpatch_layout(repo, run_series, tmp_path) -> None:
     lines = out.splitlines()
     assert lines[0].startswith("WARNING:XIVE_RAW_VP_BASE: raw 'xive->vp_base + rc'")
     assert lines[1].startswith("#") and lines[1].endswith(f"FILE: {NATIVE}:11:")
-    n = int(lines[1][1:].split(":")[0])
-    assert mail.split("diff --git", 1)[1].split("\n")[n - 1].startswith("+\t\treturn xive->vp_base")
+    n = int(lines[1][1:].split(":")[0])  # checkpatch's #N: the line of the file as sent
+    assert mail.split("\n")[n - 1] == "+\t\treturn xive->vp_base + rc;"
     assert lines[2] == "+\t\treturn xive->vp_base + rc;"
     assert lines[-1].startswith("total: 0 errors, 1 warnings, ") and "lines checked" in lines[-1]
 
