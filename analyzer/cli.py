@@ -13,6 +13,22 @@ from collections.abc import Sequence
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
+USER_HELP = """\
+Find VCPU-ID packing, VCORE and XIVE VP numbering bugs in a KVM-on-POWER
+kernel tree (check) or in the patches you are about to send (series).
+Your repository is only read: nothing under .git or in the work tree changes."""
+USER_EPILOG = """\
+examples:
+  vpcheck check ~/linux                       the tree as it is on disk
+  vpcheck check ~/linux --rev v6.12           a revision, without checking it out
+  vpcheck series outgoing/*.patch             what a series brings, patch by patch
+  git format-patch -3 --stdout | vpcheck series -
+  vpcheck series --staged                     the change you are about to commit
+  vpcheck hook install sendemail-validate     check every patch git send-email sends
+  vpcheck explain xive-raw-vp-base            why a rule exists, and how to fix it
+
+exit status: 0 clean, 1 findings, 2 bad input or usage, 3 internal error"""
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line and exit 2 like every input error."""
@@ -53,7 +69,8 @@ def _style(args: argparse.Namespace):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="vpcheck", description=__doc__.splitlines()[0] if __doc__ else None)
+    ap = _Parser(prog="vpcheck", description=USER_HELP, epilog=USER_EPILOG,
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
     from . import __version__
 
     ap.add_argument("--version", action="version", version=f"vpcheck {__version__}")
@@ -89,6 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show what each patch adds, even if a later patch removes it")
     _common(s)
     s.set_defaults(func=cmd_series)
+
+    h = sub.add_parser("hook", help="install git hooks (send-email, pre-commit) that run vpcheck",
+                       description="Install a git hook that runs this installation of vpcheck "
+                       "(by absolute path: no PATH or activated virtualenv needed).")
+    hsub = h.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    hi = hsub.add_parser("install", help="write the hook into the repository's hooks directory")
+    hi.add_argument("name", choices=("sendemail-validate", "pre-commit"))
+    hi.add_argument("--repo", default=".", help="the repository (default: .)")
+    hi.add_argument("--force", action="store_true", help="replace an existing hook")
+    hr = hsub.add_parser("run", help="what an installed hook runs")
+    hr.add_argument("name", choices=("sendemail-validate",))
+    hr.add_argument("message", help="the e-mail git send-email is about to send")
+    hr.add_argument("headers", nargs="?", help="its SMTP headers (newer git)")
+    hr.add_argument("--repo", default=".", help="the repository (default: .)")
+    h.set_defaults(func=cmd_hook)
 
     m = sub.add_parser("model", help="the ID -> packed slot table of one configuration")
     m.add_argument("--tree", help="kernel tree (default: the bundled example, the RFC applied)")
@@ -216,6 +248,32 @@ def cmd_series(args: argparse.Namespace) -> int:
                     patch_lines=patches.added_lines(plist), mode="series")
     sys.stdout.write(render(args.format, result, selected, terse=args.terse, style=_style(args)))
     return EXIT_FINDINGS if shown else EXIT_CLEAN
+
+
+def cmd_hook(args: argparse.Namespace) -> int:
+    from . import hooks
+
+    if args.action == "install":
+        dest = hooks.install(args.name, args.repo, args.force)
+        sys.stdout.write(f"installed {dest}\n")
+        return EXIT_CLEAN
+    # sendemail-validate: findings go to stderr (git shows them), non-zero blocks the send
+    if not hooks.is_patch_mail(args.message) or not hooks.is_kvm_tree(args.repo):
+        return EXIT_CLEAN
+    sub = build_parser().parse_args(["series", args.message, "--repo", args.repo,
+                                     "--format", "text", "--no-fix", "-q"])
+    import io
+
+    out, sys.stdout = sys.stdout, io.StringIO()
+    try:
+        rc = cmd_series(sub)
+        report = sys.stdout.getvalue()
+    finally:
+        sys.stdout = out
+    if rc == EXIT_FINDINGS:  # quiet when clean: git prints whatever a hook says
+        sys.stderr.write(report + f"vpcheck: {args.message}: new findings; fix them, or send "
+                         "anyway with git send-email --no-validate\n")
+    return rc
 
 
 def _is_path(s: str) -> bool:

@@ -156,11 +156,11 @@ def first_parent_history(repo: Repo, head: str, paths: Sequence[str], bound: int
         log = repo.run("log", "--first-parent", f"--max-count={bound}", "--format=%x01%H",
                        "--raw", "--no-abbrev", "--no-renames", "-z", head, "--", *paths)
         for chunk in log.split(b"\x01")[1:]:
-            sha, _, raw = chunk.partition(b"\n")
-            fields = raw.strip(b"\0\n").split(b"\0")
-            changes[sha.decode()] = [
-                (fields[i + 1].decode(), meta.split()[2].decode())
-                for i, meta in enumerate(fields[:-1]) if meta.startswith(b":")]
+            # "<sha>\0\n:<old mode> <new mode> <old> <new> <st>\0<path>\0:..."
+            fields = [f.strip(b"\n") for f in chunk.split(b"\0")]
+            pairs = zip(fields[1::2], fields[2::2], strict=False)
+            changes[fields[0].decode()] = [(path.decode(), meta.split()[2].decode())
+                                           for meta, path in pairs if meta.startswith(b":")]
     out = []
     for c in commits:
         out.append((c, dict(state)))

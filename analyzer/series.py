@@ -312,7 +312,13 @@ def attribute(series: Series, analyse: Callable[[Snapshot], list[Finding]]) -> V
     normalised text), so a finding that only moved is not new.
     """
     base = analyse(series.base)
-    results = [analyse(s.snapshot) for s in series.steps]
+    results: list[list[Finding]] = []
+    prev_files, prev = series.base.files, base
+    for s in series.steps:
+        # a patch that touches no relevant file cannot change a verdict
+        if s.snapshot.files != prev_files:
+            prev_files, prev = s.snapshot.files, analyse(s.snapshot)
+        results.append(prev)
     prints = [{f.fingerprint for f in r} for r in results]
     base_prints = {f.fingerprint for f in base}
     final = results[-1] if results else base
