@@ -198,7 +198,8 @@ def _diff_line(chunk: bytes, diff: str, first: int) -> int:
     return first + chunk.count(b"\n", 0, m.start()) + 1 if m else 1
 
 
-def _parse_bytes(data: bytes, source: str) -> list[tuple[Patch, int | None]]:
+def _parse_bytes(data: bytes, source: str) -> tuple[list[tuple[Patch, int | None]], str | None]:
+    """The patches of one input with their n of n/N, and its cover letter's base-commit."""
     # git am (mailsplit) drops the CR of CRLF line ends: web mail and some
     # archives send them, sometimes on only part of the lines
     data = data.replace(b"\r\n", b"\n")
@@ -220,7 +221,7 @@ def _parse_bytes(data: bytes, source: str) -> list[tuple[Patch, int | None]]:
         if not diff:
             raise InputError(f"{source}: no diff found (not a patch or mbox)")
         line = _diff_line(data, diff, lead)
-        return [(Patch(0, 0, Path(source).name, source, diff, diff_line=line), None)]
+        return [(Patch(0, 0, Path(source).name, source, diff, diff_line=line), None)], None
     out, cover_base = [], None
     for chunk, first in raw:
         msg = email.message_from_bytes(chunk, policy=email.policy.default)
@@ -232,32 +233,47 @@ def _parse_bytes(data: bytes, source: str) -> list[tuple[Patch, int | None]]:
                         n))
         elif base:
             cover_base = base  # format-patch --base puts it in the cover letter only
-    if not out:
-        raise InputError(f"{source}: no patch found (no message carries a diff)")
     return [(p if p.base_commit or not cover_base else replace(p, base_commit=cover_base), n)
-            for p, n in out]
+            for p, n in out], cover_base
 
 
 def read_series(inputs: list[str], stdin: bytes | None = None) -> list[Patch]:
-    """Patches from the given files/directories ("-" is stdin), ordered and numbered."""
+    """Patches from the given files/directories ("-" is stdin), ordered and numbered.
+
+    A cover letter may come as a file of its own (``format-patch -o``); its
+    ``base-commit:`` then applies to the patches of the other files.
+    """
     found: list[tuple[Patch, int | None]] = []
+    cover_base = None
+    for source, data in _inputs(inputs, stdin):
+        got, base = _parse_bytes(data, source)
+        found += got
+        cover_base = cover_base or base
+    if not found:
+        where = inputs[0] if len(inputs) == 1 and inputs[0] != "-" else (
+            "stdin" if inputs == ["-"] else "the input")
+        raise InputError(f"{where}: no patch found (no message carries a diff)")
+    # order by [PATCH n/N] when every patch has a counter; else keep input order
+    if all(n is not None for _, n in found):
+        found.sort(key=lambda pn: pn[1])
+    total = len(found)
+    return [replace(p, index=i, total=total, base_commit=p.base_commit or cover_base)
+            for i, (p, _) in enumerate(found, 1)]
+
+
+def _inputs(inputs: list[str], stdin: bytes | None):
     for item in inputs:
         if item == "-":
-            found += _parse_bytes(stdin if stdin is not None else b"", "stdin")
+            yield "stdin", stdin if stdin is not None else b""
         elif os.path.isdir(item):
             names = sorted(p for p in Path(item).iterdir()
                            if p.suffix in (".patch", ".diff", ".eml", ".mbox") and p.is_file())
             if not names:
                 raise InputError(f"{item}: no .patch, .diff, .eml or .mbox files")
             for p in names:
-                found += _parse_bytes(_read(p), str(p))
+                yield str(p), _read(p)
         else:
-            found += _parse_bytes(_read(Path(item)), item)
-    # order by [PATCH n/N] when every patch has a counter; else keep input order
-    if all(n is not None for _, n in found):
-        found.sort(key=lambda pn: pn[1])
-    total = len(found)
-    return [replace(p, index=i, total=total) for i, (p, _) in enumerate(found, 1)]
+            yield item, _read(Path(item))
 
 
 def _read(p: Path) -> bytes:

@@ -125,6 +125,10 @@ def find_base(repo: Repo, patches: Sequence[Patch], bound: int = BASE_SEARCH) ->
     overrides: dict[str, str | None] = {}
     specs = sorted({pre for pre in want.values() if pre})
     found = dict(zip(specs, _resolve_blobs(repo, specs), strict=True))
+    if repo.shallow and None in found.values():
+        raise InputError(f"{patches[0].label}: its base is not in this shallow clone of "
+                         f"{repo.path} (fetch more history, e.g. git fetch --deepen=100, or pass "
+                         "--base)")
     for path, pre in want.items():
         if pre is None:
             overrides[path] = None
