@@ -9,10 +9,11 @@ HEAD instead of its own base, patch 1 would be blamed for patch 2's use.
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 from .conftest import FIXTURES
-from .gitutil import git, make_repo
+from .gitutil import ENV, git, make_repo
 
 TREE = FIXTURES / "rules" / "xive-raw-vp-base" / "header-helper"
 HEADER = "arch/powerpc/kvm/book3s_xive.h"
@@ -44,16 +45,22 @@ def base_repo(dest: Path) -> Path:
     return repo
 
 
-def commit_series(repo: Path) -> None:
-    """The three patches on top of HEAD."""
+def commit_series(repo: Path, dated: bool = True) -> None:
+    """The three patches on top of HEAD (``dated=False``: with today's date, for b4)."""
+    env = None if dated else {k: v for k, v in ENV.items() if not k.endswith("_DATE")}
+
+    def commit(*args: str) -> None:
+        subprocess.run(["git", "-C", str(repo), "commit", "-q", *args], env=env or ENV,
+                       check=True, capture_output=True)
+
     _edit(repo / HEADER, "#endif", HELPER + "#endif")
-    git(repo, "commit", "-q", "-am", SUBJECTS[0])
+    commit("-am", SUBJECTS[0])
     _edit(repo / NATIVE, "\treturn 0;\n",
           "\treturn xive_native_configure_queue(xive->vp_base + server, priority, 0, 0);\n")
-    git(repo, "commit", "-q", "-am", SUBJECTS[1])
+    commit("-am", SUBJECTS[1])
     (repo / NOTES).write_text("// SPDX-License-Identifier: GPL-2.0\n/* notes */\n")
     git(repo, "add", NOTES)
-    git(repo, "commit", "-q", "-m", SUBJECTS[2])
+    commit("-m", SUBJECTS[2])
 
 
 def format_series(repo: Path, out: Path, *extra: str) -> list[Path]:
