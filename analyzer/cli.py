@@ -52,7 +52,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="report findings at or above this severity (default: warning)")
     p.add_argument("--terse", action="store_true",
                    help="checkpatch format: one line per finding, no total (for b4)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress on stderr, and no total line when clean")
     p.add_argument("--no-fix", action="store_true",
                    help="text format: do not print the suggested fix under each finding")
 
@@ -65,7 +66,7 @@ def _style(args: argparse.Namespace):
 
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR") and \
         os.environ.get("TERM") != "dumb"
-    return Style(color=bool(color), fixes=not args.no_fix)
+    return Style(color=bool(color), fixes=not args.no_fix, quiet=args.quiet)
 
 
 def build_parser() -> argparse.ArgumentParser:

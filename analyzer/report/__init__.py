@@ -34,6 +34,7 @@ class Style:
 
     color: bool = False
     fixes: bool = True
+    quiet: bool = False  # nothing at all when clean (hooks: git prints what they say)
 
 
 PLAIN = Style()

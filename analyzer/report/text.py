@@ -67,6 +67,8 @@ def _details(f: Finding, style: Style) -> Iterator[str]:
 
 
 def text(result: Result, style: Style = PLAIN) -> str:
+    if style.quiet and not result.findings and not result.fixed:
+        return ""
     out: list[str] = []
     for f in result.findings:
         out += _head(f, style)
