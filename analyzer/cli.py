@@ -193,6 +193,16 @@ def _series_input(args: argparse.Namespace):
     return plist, series.apply_series(args.repo, plist, args.base)
 
 
+def _after(ser):
+    """The text of a file as patch ``index`` left it (for checkpatch's #N)."""
+    files = {s.patch.index: s.snapshot.files for s in ser.steps}
+
+    def text(index: int, path: str) -> str | None:
+        data = files.get(index, {}).get(path)
+        return data.decode("utf-8", "replace") if data is not None else None
+    return text
+
+
 class _Progress:
     """``patch 12/300`` on stderr, only on a terminal and only once a run takes > 1 s."""
 
@@ -246,7 +256,7 @@ def cmd_series(args: argparse.Namespace) -> int:
                "findings": len(shown), "fixed": len(verdict.fixed),
                "seconds": round(time.perf_counter() - t0, 3)}
     result = Result(ser.base.target, shown, summary, fixed=verdict.fixed,
-                    patch_lines=patches.added_lines(plist), mode="series")
+                    patch_lines=patches.added_lines(plist, _after(ser)), mode="series")
     sys.stdout.write(render(args.format, result, selected, terse=args.terse, style=_style(args)))
     return EXIT_FINDINGS if shown else EXIT_CLEAN
 

@@ -11,6 +11,7 @@ import email
 import email.policy
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from pathlib import Path
@@ -132,25 +133,57 @@ def changes(diff: str) -> list[FileChange]:
     return out
 
 
-def added_lines(patches: list[Patch]) -> dict[tuple[int, str, int], int]:
+def _hunks(diff: str, first_line: int):
+    """(path, claimed new start, postimage lines, [(offset in postimage, patch line)])."""
+    path, hunk = None, None
+    for n, line in enumerate(diff.split("\n"), first_line):
+        if line.startswith("+++ "):
+            if hunk:
+                yield hunk
+            hunk = None
+            path = None if line[4:].strip() == "/dev/null" else line[4:].strip()[2:]
+        elif (m := re.match(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", line)) and path:
+            if hunk:
+                yield hunk
+            hunk = (path, int(m.group(1)), [], [])
+        elif hunk and line.startswith("+"):
+            hunk[3].append((len(hunk[2]), n))
+            hunk[2].append(line[1:])
+        elif hunk and line.startswith(" "):
+            hunk[2].append(line[1:])
+        elif hunk and line.startswith("diff --git "):
+            yield hunk
+            hunk = None
+    if hunk:
+        yield hunk
+
+
+def _landed(claimed: int, post: list[str], text: str | None) -> int:
+    """Where a hunk's postimage sits in the file: git apply moves hunks by an offset."""
+    if text is None or not post:
+        return claimed
+    lines = text.split("\n")
+    for delta in range(max(claimed, len(lines)) + 1):
+        for start in (claimed - delta, claimed + delta):
+            if start >= 1 and lines[start - 1:start - 1 + len(post)] == post:
+                return start
+    return claimed
+
+
+def added_lines(patches: list[Patch], after: Callable[[int, str], str | None] | None = None
+                ) -> dict[tuple[int, str, int], int]:
     """(patch index, path, new-file line) -> line number in the patch, for added lines.
 
     Numbered as checkpatch's ``#N``: lines of the input file as sent, headers
-    and commit message included.
+    and commit message included. ``after(index, path)`` gives the file as the
+    patch left it, to follow hunks that applied at an offset.
     """
     out: dict[tuple[int, str, int], int] = {}
     for p in patches:
-        path, new_line = None, 0
-        for n, line in enumerate(p.diff.split("\n"), p.diff_line):
-            if line.startswith("+++ "):
-                path = None if line[4:].strip() == "/dev/null" else line[4:].strip()[2:]
-            elif (m := re.match(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", line)):
-                new_line = int(m.group(1))
-            elif path and line.startswith("+"):
-                out[(p.index, path, new_line)] = n
-                new_line += 1
-            elif path and line.startswith(" "):
-                new_line += 1
+        for path, claimed, post, added in _hunks(p.diff, p.diff_line):
+            start = _landed(claimed, post, after(p.index, path) if after else None)
+            for offset, n in added:
+                out[(p.index, path, start + offset)] = n
     return out
 
 

@@ -48,8 +48,8 @@ def _details(f: Finding, style: Style) -> Iterator[str]:
         yield src if len(src) <= WIDTH else src[:WIDTH - 1] + "…"
     where = [f"in {f.function}()"] if f.function else []
     if f.patch is not None:
-        where.append(f"introduced by patch {f.patch.index}/{f.patch.total} "
-                     f"\"{f.patch.subject}\"")
+        subject = f.patch.subject if len(f.patch.subject) <= 60 else f.patch.subject[:59] + "…"
+        where.append(f"introduced by patch {f.patch.index}/{f.patch.total} \"{subject}\"")
     if where:
         yield from _wrap(", ".join(where), INDENT, style)
     for n in f.notes:
