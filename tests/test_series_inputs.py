@@ -107,3 +107,20 @@ def test_subject_prefixes(cli, sent, tmp_path: Path) -> None:
     rfc = tmp_path / "rfc.patch"
     rfc.write_text(texts[1].replace("[PATCH v3 07/12]", "[RFC PATCH]"))
     assert series(cli, repo, str(rfc))[:2] == (1, NEW)
+
+
+def test_comment_only_patch_inserting_lines_brings_nothing(cli, tmp_path: Path) -> None:
+    """Every finding of the bundled example moves down a line; none of them is new."""
+    from .conftest import FIXTURES
+    from .gitutil import make_repo
+
+    repo = make_repo(FIXTURES / "trees" / "rfc-applied", tmp_path / "repo")
+    for rel in ("arch/powerpc/include/asm/kvm_host.h", "arch/powerpc/kvm/book3s_hv.c",
+                "arch/powerpc/kvm/book3s_xive.c"):
+        p = repo / rel
+        p.write_text("/* a comment */\n" + p.read_text())
+    git(repo, "commit", "-qam", "comments only")
+    mail = tmp_path / "c.patch"
+    mail.write_text(git(repo, "format-patch", "-1", "--stdout"))
+    rc, got, err = series(cli, repo, str(mail))
+    assert (rc, got, err) == (0, [], "")
