@@ -257,3 +257,31 @@ def test_range(repo, cli) -> None:
     assert [(f["line"], f["patch"]["subject"]) for f in json.loads(out)["findings"]] == [
         (11, "add raw")]
     assert repo_state(repo) == before
+
+
+def test_staged_and_worktree(repo, cli) -> None:
+    """The uncommitted change as a patch on HEAD; the index is not refreshed or rewritten."""
+    from .fsstate import tree_state
+
+    def run(*argv: str):
+        before = tree_state(repo)
+        result = cli("series", *argv, "--repo", str(repo), "--format", "json")
+        assert tree_state(repo) == before, "vpcheck changed the repository"
+        return result
+
+    rc, out, _ = run("--staged")
+    assert rc == 0 and json.loads(out)["findings"] == []  # nothing staged
+    p = repo / NATIVE
+    p.write_text(p.read_text().replace("return rc;", "return xive->vp_base + rc;"))
+    git(repo, "add", NATIVE)
+    (repo / "arch/powerpc/kvm/book3s_wip.c").write_text(
+        '#include "book3s_xive.h"\nu32 w(struct kvmppc_xive *xive) { return xive->vp_base + 2; }\n')
+    rc, out, _ = run("--staged")
+    assert rc == 1 and [(f["path"], f["line"]) for f in json.loads(out)["findings"]] == [
+        (NATIVE, 11)]
+    # the dirty header (fixture) is in the work tree change; untracked files are not
+    rc, out, _ = run("--worktree")
+    assert rc == 1 and [(f["path"], f["line"]) for f in json.loads(out)["findings"]] == [
+        (NATIVE, 11)]
+    rc, _, err = run("--staged", "p.mbox")
+    assert rc == 2 and "take no SERIES" in err
