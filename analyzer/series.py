@@ -69,7 +69,7 @@ def _hunk_header(diff: str, path: str, line: int) -> str | None:
 
 
 def base_constraints(patches: Sequence[Patch]) -> dict[str, str | None]:
-    """What the series' base must hold: path -> preimage blob (prefix), None = absent.
+    """What the series' base must hold: path -> preimage blob prefix, None = absent.
 
     The first patch touching a path says what the path was before the
     series: the ``index <pre>..`` blob, or nothing for a new file.
@@ -78,12 +78,12 @@ def base_constraints(patches: Sequence[Patch]) -> dict[str, str | None]:
     seen: set[str] = set()
     for p in patches:
         for ch in changes(p.diff):
-            path = ch.old if ch.old is not None else ch.new
-            if path is not None and path not in seen:
-                if ch.old is None:
-                    want[path] = None
-                elif ch.preimage is not None:
-                    want[path] = None if is_zero(ch.preimage) else ch.preimage
+            if ch.old is not None and ch.old not in seen:
+                # "" = present, any blob (a pure rename or mode change names none)
+                want[ch.old] = "" if ch.preimage is None else (
+                    None if is_zero(ch.preimage) else ch.preimage)
+            if ch.new is not None and ch.new != ch.old and ch.new not in seen:
+                want[ch.new] = None  # created, or the target of a rename
             seen.update(x for x in (ch.old, ch.new) if x is not None)
     return want
 

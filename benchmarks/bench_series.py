@@ -63,13 +63,13 @@ def generate(repo: Path, n: int) -> None:
         path = repo / (HV if kind == 2 else XIVE)
         text = path.read_text()
         if kind == 1:
-            text += (f"\nstatic u32 bench_{i}(struct kvmppc_xive *xive, u32 s)\n{{\n"
-                     f"\treturn xive->vp_base + s + {i};\n}}\n")
+            text += (f"\nstatic int bench_{i}(struct kvmppc_xive *xive, u32 s)\n{{\n"
+                     f"\treturn xive_native_get_vp_state(xive->vp_base + s + {i}, NULL);\n}}\n")
         elif kind == 2:
             text = f"/* bench comment {i} */\n" + text
         else:
-            text = text.replace(f"xive->vp_base + s + {i - 2};",
-                                f"kvmppc_xive_vp(xive, s + {i - 2});")
+            text = text.replace(f"xive->vp_base + s + {i - 2},",
+                                f"kvmppc_xive_vp(xive, s + {i - 2}),")
         path.write_text(text)
         git(repo, "commit", "-q", "-am", f"bench patch {i}")
 

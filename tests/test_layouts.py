@@ -164,3 +164,19 @@ def test_env_from_a_hook_is_harmless(cli, origin, monkeypatch) -> None:
                        roots=(repo,))
     assert (rc, err, found(out)) == (1, "", [(NATIVE, 11, 1)])
     assert ENV  # the helpers' identity is what made the commits above
+
+
+def test_committed_pure_rename_and_mode_change(cli, tmp_path: Path) -> None:
+    """No index line names a preimage: the base is still the commit before the patch."""
+    repo = make_repo(TREE, tmp_path / "repo")
+    git(repo, "mv", NATIVE, NEW)
+    (repo / "arch/powerpc/kvm/book3s_xive.h").chmod(0o755)
+    git(repo, "commit", "-q", "-am", "rename and chmod")
+    mail = tmp_path / "r.patch"
+    mail.write_text(git(repo, "format-patch", "-M", "-1", "--stdout"))
+    assert "rename from" in mail.read_text() and "\nindex " not in mail.read_text()
+    rc, out, err = run(cli, "series", str(mail), "--repo", str(repo), "--format", "json",
+                       roots=(repo,))
+    doc = json.loads(out)
+    assert (rc, err, doc["findings"], doc["fixed"]) == (0, "", [], [])
+    assert doc["target"].endswith("@" + git(repo, "rev-parse", "HEAD~1")[:12])
