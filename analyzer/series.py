@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -195,11 +194,15 @@ class _Workdir:
         name = os.path.join(self.tmp, f"{patch.index:04d}.patch")
         with open(name, "wb") as fh:
             fh.write(patch.diff.encode() + (b"" if patch.diff.endswith("\n") else b"\n"))
-        proc = subprocess.run(["git", "-c", "core.autocrlf=false", "-c", "core.symlinks=true",
-                               "apply", "--whitespace=nowarn", "--allow-empty", name],
-                              cwd=self.root, env=self.env, capture_output=True, check=False)
-        if proc.returncode != 0:
-            raise _apply_error(patch, proc.stderr.decode("utf-8", "replace"))
+        import git
+
+        rc, _, err = git.Git(self.root).execute(
+            ["git", "-c", "core.autocrlf=false", "-c", "core.symlinks=true", "apply",
+             "--whitespace=nowarn", "--allow-empty", name], env=self.env,
+            with_extended_output=True, with_exceptions=False, stdout_as_string=False)
+        if rc != 0:
+            raise _apply_error(patch, err if isinstance(err, str) else
+                               err.decode("utf-8", "replace"))
         delta: dict[str, bytes | None] = {}
         for ch in changes(patch.diff):
             if ch.new is not None:
