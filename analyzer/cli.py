@@ -239,7 +239,7 @@ def cmd_series(args: argparse.Namespace) -> int:
         return found
 
     try:
-        verdict = series.attribute(ser, analyse)
+        verdict = series.attribute(ser, analyse, per_patch=args.per_patch)
     finally:
         progress.close()
     if args.per_patch:

@@ -309,43 +309,68 @@ class Verdict:
     new: tuple[Finding, ...]  # in the result, not at the base; tagged with the patch
     fixed: tuple[Finding, ...]  # at the base, gone from the result
     all: tuple[Finding, ...]  # everything in the result
-    per_patch: tuple[tuple[Finding, ...], ...]  # what each patch adds to its predecessor
+    per_patch: tuple[tuple[Finding, ...], ...]  # what each patch adds (when asked for)
 
 
-def attribute(series: Series, analyse: Callable[[Snapshot], list[Finding]]) -> Verdict:
-    """Run the checks on every snapshot and say which patch brought each finding.
+class _Analyses:
+    """Findings per snapshot, computed on first use; index -1 is the base.
+
+    A snapshot whose relevant files equal its predecessor's shares its
+    findings: a patch that touches no relevant file cannot change a verdict.
+    """
+
+    def __init__(self, series: Series, analyse: Callable[[Snapshot], list[Finding]]) -> None:
+        self.snaps = [series.base, *(s.snapshot for s in series.steps)]
+        self.analyse = analyse
+        self.memo: dict[int, list[Finding]] = {}
+
+    def at(self, i: int) -> list[Finding]:
+        k = i + 1
+        while k > 0 and self.snaps[k].files == self.snaps[k - 1].files:
+            k -= 1
+        if k not in self.memo:
+            self.memo[k] = self.analyse(self.snaps[k])
+        return self.memo[k]
+
+    def prints(self, i: int) -> set[str]:
+        return {f.fingerprint for f in self.at(i)}
+
+
+def attribute(series: Series, analyse: Callable[[Snapshot], list[Finding]],
+              per_patch: bool = False) -> Verdict:
+    """Run the checks and say which patch brought each finding.
 
     Findings are matched across snapshots by fingerprint (rule, function,
-    normalised text), so a finding that only moved is not new.
+    normalised text), so a finding that only moved is not new. Only the
+    base and the result are needed to know what is new and what is fixed;
+    intermediate snapshots are analysed from the end backwards, and only
+    until every new finding's patch is known (all of them for ``per_patch``).
     """
-    base = analyse(series.base)
-    results: list[list[Finding]] = []
-    prev_files, prev = series.base.files, base
-    for s in series.steps:
-        # a patch that touches no relevant file cannot change a verdict
-        if s.snapshot.files != prev_files:
-            prev_files, prev = s.snapshot.files, analyse(s.snapshot)
-        results.append(prev)
-    prints = [{f.fingerprint for f in r} for r in results]
-    base_prints = {f.fingerprint for f in base}
-    final = results[-1] if results else base
+    runs = _Analyses(series, analyse)
+    n = len(series.steps)
+    base, final = runs.at(-1), runs.at(n - 1)
+    base_prints, final_prints = runs.prints(-1), runs.prints(n - 1)
 
     def ref(i: int) -> PatchRef:
         p = series.steps[i].patch
         return PatchRef(p.index, p.total, p.subject)
 
-    per_patch = []
-    before = base_prints
-    for i, r in enumerate(results):
-        per_patch.append(tuple(replace(f, patch=ref(i)) for f in r if f.fingerprint not in before))
-        before = prints[i]
-    new = []
-    for f in final:
-        if f.fingerprint in base_prints:
-            continue
-        first = len(results) - 1
-        while first > 0 and f.fingerprint in prints[first - 1]:
-            first -= 1
-        new.append(replace(f, patch=ref(first)))
-    fixed = tuple(f for f in base if f.fingerprint not in prints[-1]) if results else ()
-    return Verdict(tuple(new), fixed, tuple(final), tuple(per_patch))
+    fresh = [f for f in final if f.fingerprint not in base_prints]
+    first: dict[str, int] = {}
+    pending = {f.fingerprint for f in fresh}
+    i = n - 2
+    while pending and i >= 0:  # the first patch after which the finding stays
+        present = runs.prints(i)
+        first.update((fp, i + 1) for fp in pending - present)
+        pending &= present
+        i -= 1
+    new = tuple(replace(f, patch=ref(first.get(f.fingerprint, 0))) for f in fresh)
+    fixed = tuple(f for f in base if f.fingerprint not in final_prints) if n else ()
+    steps: list[tuple[Finding, ...]] = []
+    if per_patch:
+        before = base_prints
+        for i in range(n):
+            steps.append(tuple(replace(f, patch=ref(i)) for f in runs.at(i)
+                               if f.fingerprint not in before))
+            before = runs.prints(i)
+    return Verdict(new, fixed, tuple(final), tuple(steps))

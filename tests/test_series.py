@@ -285,3 +285,34 @@ def test_staged_and_worktree(repo, cli) -> None:
         (NATIVE, 11)]
     rc, _, err = run("--staged", "p.mbox")
     assert rc == 2 and "take no SERIES" in err
+
+
+def test_attribution_walks_back_only_as_far_as_needed() -> None:
+    """A finding is tagged with the first patch after which it stays; snapshots older
+    than every new finding's start, and unchanged ones, are not analysed."""
+    from analyzer.findings import Finding
+    from analyzer.patches import Patch
+    from analyzer.series import Series, Step, attribute
+    from analyzer.source import Snapshot
+
+    present = {"base": {"old"}, "1": {"old", "a"}, "2": {"old"}, "3": {"old", "a"},
+               "4": {"old", "a", "b"}, "5": {"a", "b"}}
+    snaps = [Snapshot(name, {"f.c": name.encode()}) for name in present]
+    # patch 6 touches no relevant file: same files as patch 5
+    snaps.append(Snapshot("6", {"f.c": b"5"}))
+    seen: list[str] = []
+
+    def analyse(snap: Snapshot) -> list[Finding]:
+        seen.append(snap.target)
+        return [Finding(k, "warning", "f.c", 1, 1, None, k, fingerprint=k)
+                for k in sorted(present[snap.target])]
+
+    steps = tuple(Step(Patch(i, 6, f"p{i}", "t", ""), s) for i, s in enumerate(snaps[1:], 1))
+    v = attribute(Series(snaps[0], steps), analyse)
+    assert [(f.rule, f.patch.index) for f in v.new] == [("a", 3), ("b", 4)]
+    assert [f.rule for f in v.fixed] == ["old"]
+    assert seen == ["base", "5", "4", "3", "2"]
+    seen.clear()
+    v = attribute(Series(snaps[0], steps), analyse, per_patch=True)
+    assert [[f.rule for f in step] for step in v.per_patch] == [["a"], [], ["a"], ["b"], [], []]
+    assert sorted(seen) == sorted(present)
