@@ -136,7 +136,8 @@ def test_pre_commit_framework(tmp_path: Path, precommit_home: Path) -> None:
     env["PATH"] = f"{BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"
     repo = base_repo(tmp_path / "repo")
     (repo / ".pre-commit-config.yaml").write_text(
-        f"repos:\n- repo: {ROOT}\n  rev: {rev}\n  hooks:\n  - id: vpcheck-staged\n")
+        f"repos:\n- repo: {ROOT}\n  rev: {rev}\n  hooks:\n  - id: vpcheck-staged\n"
+        "  - id: vpcheck-tree\n")
     git(repo, "add", ".pre-commit-config.yaml")
     git(repo, "commit", "-q", "-m", "pre-commit config")
     r = run([precommit, "install"], repo, env)
@@ -165,3 +166,9 @@ def test_pre_commit_framework(tmp_path: Path, precommit_home: Path) -> None:
     assert r.returncode == 1 and re.search(r"vpcheck \(new .*\)\.+Failed", out), out
     assert f"{NATIVE}:12: warning: raw 'xive->vp_base + server'" in out, out
     assert git(repo, "rev-parse", "HEAD") == head  # the commit was refused
+
+    # the whole-tree hook, on demand: the work tree still holds the refused change
+    r = run([precommit, "run", "--hook-stage", "manual", "vpcheck-tree"], repo, env)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1 and re.search(r"vpcheck \(whole tree\)\.+Failed", out), out
+    assert f"{NATIVE}:12: warning: raw 'xive->vp_base + server'" in out, out
