@@ -316,3 +316,49 @@ def test_attribution_walks_back_only_as_far_as_needed() -> None:
     v = attribute(Series(snaps[0], steps), analyse, per_patch=True)
     assert [[f.rule for f in step] for step in v.per_patch] == [["a"], [], ["a"], ["b"], [], []]
     assert sorted(seen) == sorted(present)
+
+
+def test_progress_only_on_a_terminal_and_after_a_second(monkeypatch) -> None:
+    from analyzer import cli as climod
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    clock = iter([0.0, 0.5, 2.0])
+    monkeypatch.setattr(climod.time, "perf_counter", lambda: next(clock))
+    err = Tty()
+    monkeypatch.setattr(sys, "stderr", err)
+    p = climod._Progress(True, 3)
+    p.step()
+    assert err.getvalue() == ""  # under a second: silent
+    p.step()
+    assert err.getvalue() == "\rvpcheck: checked 2/3 snapshots"
+    p.close()
+    assert err.getvalue().endswith("\r\x1b[K")
+    for enabled, stream in ((False, Tty()), (True, io.StringIO())):  # -q, or not a tty
+        monkeypatch.setattr(sys, "stderr", stream)
+        clock = iter([0.0, 5.0])
+        p = climod._Progress(enabled, 3)
+        p.step()
+        p.close()
+        assert stream.getvalue() == ""
+
+
+def test_colour_only_on_a_terminal_without_no_color(monkeypatch) -> None:
+    from analyzer import cli as climod
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    args = climod.build_parser().parse_args(["series", "x"])
+    monkeypatch.setattr(sys, "stdout", Tty())
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert climod._style(args).color
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not climod._style(args).color
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert not climod._style(args).color
