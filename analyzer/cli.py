@@ -45,7 +45,9 @@ def _fail(message: str) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     from .report import FORMATS
 
-    p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--format", choices=FORMATS, default="text",
+                   help="text (default, for people), json, gcc (editors), checkpatch (b4, "
+                   "checkpatch.pl's layout), sarif (code scanning), github (Actions annotations)")
     p.add_argument("--rule", action="append", metavar="RULE", help="run only this rule (repeat)")
     p.add_argument("--skip", action="append", metavar="RULE", help="do not run this rule")
     p.add_argument("--severity", choices=("info", "warning", "error"), default="warning",
