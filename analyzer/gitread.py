@@ -141,8 +141,11 @@ def first_parent_history(repo: Repo, head: str, paths: Sequence[str], bound: int
                        "--").decode().split()
     changes: dict[str, list[tuple[str, str]]] = {}
     if paths:
-        log = repo.run("log", "--first-parent", f"--max-count={bound}", "--format=%x01%H",
-                       "--raw", "--no-abbrev", "--no-renames", "-z", head, "--", *paths)
+        # the walk ends with the oldest commit listed: its own diff is not needed, and
+        # without the stop a path-limited log would search the whole history
+        stop = [f"^{commits[-1]}"] if len(commits) == bound else []
+        log = repo.run("log", "--first-parent", "--format=%x01%H", "--raw", "--no-abbrev",
+                       "--no-renames", "-z", head, *stop, "--", *paths)
         for chunk in log.split(b"\x01")[1:]:
             # "<sha>\0\n:<old mode> <new mode> <old> <new> <st>\0<path>\0:..."
             fields = [f.strip(b"\n") for f in chunk.split(b"\0")]

@@ -180,3 +180,23 @@ def test_committed_pure_rename_and_mode_change(cli, tmp_path: Path) -> None:
     doc = json.loads(out)
     assert (rc, err, doc["findings"], doc["fixed"]) == (0, "", [], [])
     assert doc["target"].endswith("@" + git(repo, "rev-parse", "HEAD~1")[:12])
+
+
+def test_base_search_is_bounded(origin) -> None:
+    """Beyond the bound the base is not searched for: HEAD with the preimage blobs."""
+    from analyzer.gitread import open_repo
+    from analyzer.patches import read_series
+    from analyzer.series import find_base
+
+    repo, mail = origin
+    for i in range(3):  # three commits on top of the patch that touch nothing it does
+        (repo / f"notes{i}.txt").write_text(f"{i}\n")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", f"notes {i}")
+    patches = read_series([str(mail)])
+    r = open_repo(str(repo))
+    parent = git(repo, "rev-parse", "HEAD~4").strip()
+    assert find_base(r, patches, bound=5).commit == parent
+    far = find_base(r, patches, bound=4)
+    assert far.label == "HEAD+preimages" and far.commit == git(repo, "rev-parse", "HEAD").strip()
+    assert far.overrides[NEW] is None and far.overrides[NATIVE] is not None
