@@ -68,3 +68,12 @@ def plural(n: int, word: str) -> str:
     if word == "info":  # uncountable: "1 info", "3 info"
         return f"{n} info"
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# names other modules import from ``analyzer.report`` (kept when it became a package)
+from .checkpatch import LEVEL as CHECKPATCH_LEVEL  # noqa: E402
+from .jsonout import finding_dict  # noqa: E402
+from .sarif import LEVEL as SARIF_LEVEL  # noqa: E402
+
+__all__ = ["CHECKPATCH_LEVEL", "FORMATS", "PLAIN", "SARIF_LEVEL", "Result", "Style",
+           "counterexample", "finding_dict", "plural", "render"]
