@@ -13,6 +13,22 @@ from collections.abc import Sequence
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
+USER_HELP = """\
+Find VCPU-ID packing, VCORE and XIVE VP numbering bugs in a KVM-on-POWER
+kernel tree (check) or in the patches you are about to send (series).
+Your repository is only read: nothing under .git or in the work tree changes."""
+USER_EPILOG = """\
+examples:
+  vpcheck check ~/linux                       the tree as it is on disk
+  vpcheck check ~/linux --rev v6.12           a revision, without checking it out
+  vpcheck series outgoing/*.patch             what a series brings, patch by patch
+  git format-patch -3 --stdout | vpcheck series -
+  vpcheck series --staged                     the change you are about to commit
+  vpcheck hook install sendemail-validate     check every patch git send-email sends
+  vpcheck explain xive-raw-vp-base            why a rule exists, and how to fix it
+
+exit status: 0 clean, 1 findings, 2 bad input or usage, 3 internal error"""
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line and exit 2 like every input error."""
@@ -29,18 +45,35 @@ def _fail(message: str) -> int:
 def _common(p: argparse.ArgumentParser) -> None:
     from .report import FORMATS
 
-    p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--format", choices=FORMATS, default="text",
+                   help="text (default, for people), json, gcc (editors), checkpatch (b4, "
+                   "checkpatch.pl's layout), sarif (code scanning), github (Actions annotations)")
     p.add_argument("--rule", action="append", metavar="RULE", help="run only this rule (repeat)")
     p.add_argument("--skip", action="append", metavar="RULE", help="do not run this rule")
     p.add_argument("--severity", choices=("info", "warning", "error"), default="warning",
                    help="report findings at or above this severity (default: warning)")
     p.add_argument("--terse", action="store_true",
                    help="checkpatch format: one line per finding, no total (for b4)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress on stderr, and no total line when clean")
+    p.add_argument("--no-fix", action="store_true",
+                   help="text format: do not print the suggested fix under each finding")
+
+
+def _style(args: argparse.Namespace):
+    """Colour only on a terminal, never with NO_COLOR (no-color.org)."""
+    import os
+
+    from .report import Style
+
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR") and \
+        os.environ.get("TERM") != "dumb"
+    return Style(color=bool(color), fixes=not args.no_fix, quiet=args.quiet)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(prog="vpcheck", description=__doc__.splitlines()[0] if __doc__ else None)
+    ap = _Parser(prog="vpcheck", description=USER_HELP, epilog=USER_EPILOG,
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
     from . import __version__
 
     ap.add_argument("--version", action="version", version=f"vpcheck {__version__}")
@@ -54,13 +87,24 @@ def build_parser() -> argparse.ArgumentParser:
     _common(c)
     c.set_defaults(func=cmd_check)
 
-    s = sub.add_parser("series", help="check a patch series against its base, patch by patch")
+    s = sub.add_parser(
+        "series", help="check a patch series against its base, patch by patch",
+        description="Apply each patch on the commit it was written against (nothing is "
+        "written to the repository) and report the findings the series brings, each on the "
+        "patch that introduced it.",
+        epilog="base: --base, else a base-commit: line, else the commit of HEAD's first-parent "
+        "history holding every preimage blob the diffs name, else HEAD with those blobs.")
     s.add_argument("series", nargs="*", metavar="SERIES",
                    help="mbox, patch file, directory of patches, '-' (stdin) or BASE..HEAD; "
                         "with --inbox, a Message-ID")
-    s.add_argument("--repo", default=".", help="the kernel git repository (default: .)")
-    s.add_argument("--base", help="apply on this revision (default: the base-commit: trailer, "
-                                  "else HEAD with each file's preimage from the diff's index line)")
+    s.add_argument("--repo", default=".",
+                   help="the kernel git repository, or any directory in it (default: .)")
+    s.add_argument("--base", help="apply on this revision instead of finding the base")
+    what = s.add_mutually_exclusive_group()
+    what.add_argument("--staged", action="store_true",
+                      help="check the staged change (the next commit) against HEAD")
+    what.add_argument("--worktree", action="store_true",
+                      help="check every uncommitted change against HEAD")
     s.add_argument("--all", action="store_true", help="also show findings already at the base")
     s.add_argument("--per-patch", action="store_true",
                    help="show what each patch adds, even if a later patch removes it")
@@ -73,6 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--range", metavar="BASE..HEAD", help="with --remote: refs of the remote")
     _common(s)
     s.set_defaults(func=cmd_series)
+
+    h = sub.add_parser("hook", help="install git hooks (send-email, pre-commit) that run vpcheck",
+                       description="Install a git hook that runs this installation of vpcheck "
+                       "(by absolute path: no PATH or activated virtualenv needed).")
+    hsub = h.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    hi = hsub.add_parser("install", help="write the hook into the repository's hooks directory")
+    hi.add_argument("name", choices=("sendemail-validate", "pre-commit"))
+    hi.add_argument("--repo", default=".", help="the repository (default: .)")
+    hi.add_argument("--force", action="store_true", help="replace an existing hook")
+    hr = hsub.add_parser("run", help="what an installed hook runs")
+    hr.add_argument("name", choices=("sendemail-validate",))
+    hr.add_argument("message", help="the e-mail git send-email is about to send")
+    hr.add_argument("headers", nargs="?", help="its SMTP headers (newer git)")
+    hr.add_argument("--repo", default=".", help="the repository (default: .)")
+    h.set_defaults(func=cmd_hook)
 
     m = sub.add_parser("model", help="the ID -> packed slot table of one configuration")
     m.add_argument("--tree", help="kernel tree (default: the bundled example, the RFC applied)")
@@ -131,34 +190,86 @@ def cmd_check(args: argparse.Namespace) -> int:
                "error_nodes": fx.error_nodes, "findings": len(found),
                "seconds": round(time.perf_counter() - t0, 3)}
     result = Result(snap.target, found, summary)
-    sys.stdout.write(render(args.format, result, selected, terse=args.terse))
+    sys.stdout.write(render(args.format, result, selected, terse=args.terse, style=_style(args)))
     return EXIT_FINDINGS if found else EXIT_CLEAN
+
+
+def _series_input(args: argparse.Namespace):
+    """(patches, series) from the command line: a range, the uncommitted change, or mail."""
+    from . import patches, series
+
+    if args.staged or args.worktree:
+        if args.series:
+            raise SystemExit(_fail("series: --staged/--worktree take no SERIES"))
+        patch, head = series.worktree_patch(args.repo, staged=args.staged)
+        plist = [patch] if patch.diff.strip() else []
+        return plist, series.apply_series(args.repo, plist, args.base or head)
+    if not args.series:
+        raise SystemExit(_fail("series: give SERIES (mbox, patch, directory, '-', BASE..HEAD), "
+                               "--staged or --worktree"))
+    ranges = [s for s in args.series if ".." in s and not _is_path(s)]
+    if ranges:
+        if len(args.series) != 1:
+            raise SystemExit(_fail("series: a BASE..HEAD range cannot be mixed with other input"))
+        ser = series.range_series(args.repo, ranges[0])
+        return [s.patch for s in ser.steps], ser
+    stdin = sys.stdin.buffer.read() if "-" in args.series else None
+    plist = patches.read_series(args.series, stdin)
+    return plist, series.apply_series(args.repo, plist, args.base)
+
+
+def _after(ser):
+    """The text of a file as patch ``index`` left it (for checkpatch's #N)."""
+    files = {s.patch.index: s.snapshot.files for s in ser.steps}
+
+    def text(index: int, path: str) -> str | None:
+        data = files.get(index, {}).get(path)
+        return data.decode("utf-8", "replace") if data is not None else None
+    return text
+
+
+class _Progress:
+    """``patch 12/300`` on stderr, only on a terminal and only once a run takes > 1 s."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.on = enabled and sys.stderr.isatty()
+        self.total, self.done, self.t0, self.shown = total, 0, time.perf_counter(), False
+
+    def step(self) -> None:
+        self.done += 1
+        if self.on and time.perf_counter() - self.t0 > 1.0:
+            sys.stderr.write(f"\rvpcheck: checked {self.done}/{self.total} snapshots")
+            sys.stderr.flush()
+            self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
 
 
 def cmd_series(args: argparse.Namespace) -> int:
     from . import checks, facts, patches, ruleset, series
     from .report import Result, render
 
-    if args.inbox or args.remote or args.range or args.revision or not args.series:
+    local = args.staged or args.worktree
+    if args.inbox or args.remote or args.range or args.revision or not (args.series or local):
         return _fetched_series(args)
     selected = ruleset.select(args.rule, args.skip)
     tokens = ruleset.tokens(selected)
     t0 = time.perf_counter()
-    ranges = [s for s in args.series if ".." in s and not _is_path(s)]
-    if ranges:
-        if len(args.series) != 1:
-            raise SystemExit(_fail("series: a BASE..HEAD range cannot be mixed with other input"))
-        ser = series.range_series(args.repo, ranges[0])
-        plist = [s.patch for s in ser.steps]
-    else:
-        stdin = sys.stdin.buffer.read() if "-" in args.series else None
-        plist = patches.read_series(args.series, stdin)
-        ser = series.apply_series(args.repo, plist, args.base)
+    plist, ser = _series_input(args)
+    progress = _Progress(not args.quiet, len(ser.steps) + 1)
 
     def analyse(snap):
-        return checks.run(selected, facts.extract(snap, tokens), reuse=True)
+        found = checks.run(selected, facts.extract(snap, tokens), reuse=True)
+        progress.step()
+        return found
 
-    verdict = series.attribute(ser, analyse)
+    try:
+        verdict = series.attribute(ser, analyse, per_patch=args.per_patch)
+    finally:
+        progress.close()
     if args.per_patch:
         shown = [f for step in verdict.per_patch for f in step]
     elif args.all:
@@ -173,8 +284,8 @@ def cmd_series(args: argparse.Namespace) -> int:
                "findings": len(shown), "fixed": len(verdict.fixed),
                "seconds": round(time.perf_counter() - t0, 3)}
     result = Result(ser.base.target, shown, summary, fixed=verdict.fixed,
-                    patch_lines=patches.added_lines(plist))
-    sys.stdout.write(render(args.format, result, selected, terse=args.terse))
+                    patch_lines=patches.added_lines(plist, _after(ser)), mode="series")
+    sys.stdout.write(render(args.format, result, selected, terse=args.terse, style=_style(args)))
     return EXIT_FINDINGS if shown else EXIT_CLEAN
 
 
@@ -245,6 +356,32 @@ def cmd_history(args: argparse.Namespace) -> int:
         sys.stdout.write(historyreport.render_history(args.format, h, shown, selected,
                                                       time.perf_counter() - t0))
     return EXIT_FINDINGS if any(e.present for e in shown) else EXIT_CLEAN
+
+
+def cmd_hook(args: argparse.Namespace) -> int:
+    from . import hooks
+
+    if args.action == "install":
+        dest = hooks.install(args.name, args.repo, args.force)
+        sys.stdout.write(f"installed {dest}\n")
+        return EXIT_CLEAN
+    # sendemail-validate: findings go to stderr (git shows them), non-zero blocks the send
+    if not hooks.is_patch_mail(args.message) or not hooks.is_kvm_tree(args.repo):
+        return EXIT_CLEAN
+    sub = build_parser().parse_args(["series", args.message, "--repo", args.repo,
+                                     "--format", "text", "--no-fix", "-q"])
+    import io
+
+    out, sys.stdout = sys.stdout, io.StringIO()
+    try:
+        rc = cmd_series(sub)
+        report = sys.stdout.getvalue()
+    finally:
+        sys.stdout = out
+    if rc == EXIT_FINDINGS:  # quiet when clean: git prints whatever a hook says
+        sys.stderr.write(report + f"vpcheck: {args.message}: new findings; fix them, or send "
+                         "anyway with git send-email --no-validate\n")
+    return rc
 
 
 def _is_path(s: str) -> bool:

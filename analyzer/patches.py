@@ -11,7 +11,8 @@ import email
 import email.policy
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class Patch:
     source: str  # where it came from (file name, "stdin", a commit id)
     diff: str  # the diff part only, from the first "diff --git"
     base_commit: str | None = None
+    diff_line: int = 1  # line of the input file on which the diff starts (checkpatch's #N)
 
     @property
     def label(self) -> str:
@@ -131,25 +133,57 @@ def changes(diff: str) -> list[FileChange]:
     return out
 
 
-def added_lines(patches: list[Patch]) -> dict[tuple[int, str, int], int]:
+def _hunks(diff: str, first_line: int):
+    """(path, claimed new start, postimage lines, [(offset in postimage, patch line)])."""
+    path, hunk = None, None
+    for n, line in enumerate(diff.split("\n"), first_line):
+        if line.startswith("+++ "):
+            if hunk:
+                yield hunk
+            hunk = None
+            path = None if line[4:].strip() == "/dev/null" else line[4:].strip()[2:]
+        elif (m := re.match(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", line)) and path:
+            if hunk:
+                yield hunk
+            hunk = (path, int(m.group(1)), [], [])
+        elif hunk and line.startswith("+"):
+            hunk[3].append((len(hunk[2]), n))
+            hunk[2].append(line[1:])
+        elif hunk and line.startswith(" "):
+            hunk[2].append(line[1:])
+        elif hunk and line.startswith("diff --git "):
+            yield hunk
+            hunk = None
+    if hunk:
+        yield hunk
+
+
+def _landed(claimed: int, post: list[str], text: str | None) -> int:
+    """Where a hunk's postimage sits in the file: git apply moves hunks by an offset."""
+    if text is None or not post:
+        return claimed
+    lines = text.split("\n")
+    for delta in range(max(claimed, len(lines)) + 1):
+        for start in (claimed - delta, claimed + delta):
+            if start >= 1 and lines[start - 1:start - 1 + len(post)] == post:
+                return start
+    return claimed
+
+
+def added_lines(patches: list[Patch], after: Callable[[int, str], str | None] | None = None
+                ) -> dict[tuple[int, str, int], int]:
     """(patch index, path, new-file line) -> line number in the patch, for added lines.
 
-    Numbered from the first line of the diff, as checkpatch's ``#N`` does for
-    a patch without headers.
+    Numbered as checkpatch's ``#N``: lines of the input file as sent, headers
+    and commit message included. ``after(index, path)`` gives the file as the
+    patch left it, to follow hunks that applied at an offset.
     """
     out: dict[tuple[int, str, int], int] = {}
     for p in patches:
-        path, new_line = None, 0
-        for n, line in enumerate(p.diff.split("\n"), 1):
-            if line.startswith("+++ "):
-                path = None if line[4:].strip() == "/dev/null" else line[4:].strip()[2:]
-            elif (m := re.match(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@", line)):
-                new_line = int(m.group(1))
-            elif path and line.startswith("+"):
-                out[(p.index, path, new_line)] = n
-                new_line += 1
-            elif path and line.startswith(" "):
-                new_line += 1
+        for path, claimed, post, added in _hunks(p.diff, p.diff_line):
+            start = _landed(claimed, post, after(p.index, path) if after else None)
+            for offset, n in added:
+                out[(p.index, path, start + offset)] = n
     return out
 
 
@@ -163,33 +197,47 @@ def check_paths(patch: Patch) -> None:
                 raise InputError(f"{patch.label}: path {p!r} escapes the tree")
 
 
-def _from_message(msg: EmailMessage, source: str) -> tuple[Patch, int | None] | None:
+def _from_message(msg: EmailMessage, source: str) -> tuple[Patch | None, int | None, str | None]:
+    """(the patch or None for a message without a diff, its n of n/N, its base-commit)."""
     raw_subject = str(msg.get("Subject", "") or "")
     subject, n, total = _clean_subject(raw_subject)
-    body = _unescape_mboxrd(_body_text(msg, source))
+    body = _unescape_mboxrd(_body_text(msg, source)).replace("\r\n", "\n")
     diff = _diff_part(body)
+    m = _BASE_COMMIT.search(body)
+    base = m.group("sha") if m else None
     if not diff:
-        return None
-    base = _BASE_COMMIT.search(body)
-    patch = Patch(n or 0, total or 0, subject or Path(source).name, source, diff,
-                  base.group("sha") if base else None)
-    return patch, n
+        return None, n, base
+    return Patch(n or 0, total or 0, subject or Path(source).name, source, diff, base), n, base
 
 
 _MBOX_FROM = re.compile(rb"^From \S+ +\S{3} \S{3} +\d+ \d\d:\d\d:\d\d \d{4}\r?$\n?", re.M)
 _HEADER = re.compile(rb"^[A-Za-z][A-Za-z0-9-]*:")
 
 
-def _split_mbox(data: bytes, source: str) -> list[bytes]:
+def _split_mbox(data: bytes, source: str) -> list[tuple[bytes, int]]:
+    """The messages, each with the line of the input its headers start on (0-based)."""
     seps = list(_MBOX_FROM.finditer(data))
     if not seps or seps[0].start() != 0:
         raise InputError(f"{source}: malformed mbox (no 'From ' separator line)")
     ends = [m.start() for m in seps[1:]] + [len(data)]
-    return [data[m.end():end] for m, end in zip(seps, ends, strict=True)]
+    return [(data[m.end():end], data.count(b"\n", 0, m.end()))
+            for m, end in zip(seps, ends, strict=True)]
 
 
-def _parse_bytes(data: bytes, source: str) -> list[tuple[Patch, int | None]]:
-    data = data.lstrip(b"\r\n")
+def _diff_line(chunk: bytes, diff: str, first: int) -> int:
+    """The input line where ``diff`` starts (1 when its text is encoded, e.g. base64)."""
+    head = diff.split("\n", 1)[0].encode()
+    m = re.search(rb"^" + re.escape(head), chunk, re.M)
+    return first + chunk.count(b"\n", 0, m.start()) + 1 if m else 1
+
+
+def _parse_bytes(data: bytes, source: str) -> tuple[list[tuple[Patch, int | None]], str | None]:
+    """The patches of one input with their n of n/N, and its cover letter's base-commit."""
+    # git am (mailsplit) drops the CR of CRLF line ends: web mail and some
+    # archives send them, sometimes on only part of the lines
+    data = data.replace(b"\r\n", b"\n")
+    lead = len(data) - len(data.lstrip(b"\n"))
+    data = data[lead:]
     if not data.strip():
         raise InputError(f"{source}: empty input")
     if b"\0" in data[:65536]:
@@ -197,7 +245,7 @@ def _parse_bytes(data: bytes, source: str) -> list[tuple[Patch, int | None]]:
     if data.startswith(b"From "):
         raw = _split_mbox(data, source)
     elif _HEADER.match(data) and not data.startswith((b"diff ", b"Index:")):
-        raw = [data]
+        raw = [(data, 0)]
     else:  # a bare diff
         try:
             diff = _diff_part(data.decode("utf-8"))
@@ -205,41 +253,60 @@ def _parse_bytes(data: bytes, source: str) -> list[tuple[Patch, int | None]]:
             raise InputError(f"{source}: not UTF-8") from None
         if not diff:
             raise InputError(f"{source}: no diff found (not a patch or mbox)")
-        return [(Patch(0, 0, Path(source).name, source, diff), None)]
-    out = []
-    for chunk in raw:
+        line = _diff_line(data, diff, lead)
+        return [(Patch(0, 0, Path(source).name, source, diff, diff_line=line), None)], None
+    out, cover_base = [], None
+    for chunk, first in raw:
         msg = email.message_from_bytes(chunk, policy=email.policy.default)
         if not msg.keys():
             raise InputError(f"{source}: malformed mbox (a message without headers)")
-        got = _from_message(msg, source)
-        if got is not None and got[1] != 0:  # 0/N is a cover letter
-            out.append(got)
-    if not out:
-        raise InputError(f"{source}: no patch found (no message carries a diff)")
-    return out
+        patch, n, base = _from_message(msg, source)
+        if patch is not None and n != 0:  # 0/N is a cover letter, even with a diffstat
+            out.append((replace(patch, diff_line=_diff_line(chunk, patch.diff, lead + first)),
+                        n))
+        elif base:
+            cover_base = base  # format-patch --base puts it in the cover letter only
+    return [(p if p.base_commit or not cover_base else replace(p, base_commit=cover_base), n)
+            for p, n in out], cover_base
 
 
 def read_series(inputs: list[str], stdin: bytes | None = None) -> list[Patch]:
-    """Patches from the given files/directories ("-" is stdin), ordered and numbered."""
+    """Patches from the given files/directories ("-" is stdin), ordered and numbered.
+
+    A cover letter may come as a file of its own (``format-patch -o``); its
+    ``base-commit:`` then applies to the patches of the other files.
+    """
     found: list[tuple[Patch, int | None]] = []
+    cover_base = None
+    for source, data in _inputs(inputs, stdin):
+        got, base = _parse_bytes(data, source)
+        found += got
+        cover_base = cover_base or base
+    if not found:
+        where = inputs[0] if len(inputs) == 1 and inputs[0] != "-" else (
+            "stdin" if inputs == ["-"] else "the input")
+        raise InputError(f"{where}: no patch found (no message carries a diff)")
+    # order by [PATCH n/N] when every patch has a counter; else keep input order
+    if all(n is not None for _, n in found):
+        found.sort(key=lambda pn: pn[1])
+    total = len(found)
+    return [replace(p, index=i, total=total, base_commit=p.base_commit or cover_base)
+            for i, (p, _) in enumerate(found, 1)]
+
+
+def _inputs(inputs: list[str], stdin: bytes | None):
     for item in inputs:
         if item == "-":
-            found += _parse_bytes(stdin if stdin is not None else b"", "stdin")
+            yield "stdin", stdin if stdin is not None else b""
         elif os.path.isdir(item):
             names = sorted(p for p in Path(item).iterdir()
                            if p.suffix in (".patch", ".diff", ".eml", ".mbox") and p.is_file())
             if not names:
                 raise InputError(f"{item}: no .patch, .diff, .eml or .mbox files")
             for p in names:
-                found += _parse_bytes(_read(p), str(p))
+                yield str(p), _read(p)
         else:
-            found += _parse_bytes(_read(Path(item)), item)
-    # order by [PATCH n/N] when every patch has a counter; else keep input order
-    if all(n is not None for _, n in found):
-        found.sort(key=lambda pn: pn[1])
-    total = len(found)
-    return [Patch(i, total, p.subject, p.source, p.diff, p.base_commit)
-            for i, (p, _) in enumerate(found, 1)]
+            yield item, _read(Path(item))
 
 
 def _read(p: Path) -> bytes:

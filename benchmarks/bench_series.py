@@ -1,13 +1,24 @@
-"""Wall time of `vpcheck series`: the seed RFC on the pre-RFC fixture tree, and a
-generated 20-patch series. Usage: python benchmarks/bench_series.py
+"""Cost of `vpcheck series` per patch: generated series of small edits on a 6.12 tree.
 
-Each figure is the best of 3 runs of the CLI in a fresh interpreter.
+Usage: python benchmarks/bench_series.py [--tree DIR] [--sizes 1,20,100,300]
+
+DIR holds arch/, include/ and virt/ of Linux 6.12 (default: /work/linux-6.12, else
+extracted from /usr/src/linux-source-6.12.tar.xz). It is committed to a scratch
+repository; each generated patch alternately adds a helper with a raw VP use to
+book3s_xive.c, adds a comment to book3s_hv.c (lines move, nothing else changes),
+and converts an earlier raw use. Each size runs the CLI once in a fresh
+interpreter (patches committed, HEAD at the tip, as b4 and send-email see
+them), in the default mode and with --per-patch (every snapshot analysed);
+printed: wall time, time per patch, and the child's peak RSS.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -15,51 +26,94 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.gitutil import git, make_repo  # noqa: E402
+from tests.gitutil import git  # noqa: E402
 
-SEED = ROOT / "fixtures" / "seed" / "rfc-pack-vcore-ids.mbox"
-PRE_RFC = ROOT / "fixtures" / "trees" / "pre-rfc"
-
-
-def best(argv: list[str], repeat: int = 3) -> float:
-    t_best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "analyzer.cli", *argv], capture_output=True)
-        t_best = min(t_best, time.perf_counter() - t)
-        if r.returncode not in (0, 1):
-            raise SystemExit(f"vpcheck failed: {r.stderr.decode()}")
-    return t_best
+XIVE = "arch/powerpc/kvm/book3s_xive.c"
+HV = "arch/powerpc/kvm/book3s_hv.c"
+TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
 
 
-def generated_series(repo: Path, n: int) -> str:
-    """n patches, each touching book3s_xive.c: odd ones add a raw VP use, even ones convert it."""
-    path = repo / "arch/powerpc/kvm/book3s_xive.c"
-    base = git(repo, "rev-parse", "HEAD").strip()
+def tree(arg: str | None, tmp: Path) -> Path:
+    if arg:
+        return Path(arg)
+    if Path("/work/linux-6.12/arch").is_dir():
+        return Path("/work/linux-6.12")
+    dest = tmp / "src"
+    with tarfile.open(TARBALL, "r|xz") as tar:
+        for m in tar:
+            rel = m.name.partition("/")[2]
+            if m.isfile() and rel.startswith(("arch/powerpc/", "include/linux/kvm_host.h",
+                                              "virt/kvm/")):
+                m.name = rel
+                tar.extract(m, dest, filter="data")
+    return dest
+
+
+def make_repo(src: Path, dest: Path) -> Path:
+    subprocess.run(["cp", "-r", str(src), str(dest)], check=True)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "linux 6.12")
+    return dest
+
+
+def generate(repo: Path, n: int) -> None:
+    """n small commits on top of HEAD."""
     for i in range(1, n + 1):
+        kind = i % 3
+        path = repo / (HV if kind == 2 else XIVE)
         text = path.read_text()
-        if i % 2:
-            text += (f"\nstatic u32 bench_{i}(struct kvmppc_xive *xive, u32 s)\n{{\n"
-                     f"\treturn xive_native_get_vp_state(xive->vp_base + s + {i});\n}}\n")
+        if kind == 1:
+            text += (f"\nstatic int bench_{i}(struct kvmppc_xive *xive, u32 s)\n{{\n"
+                     f"\treturn xive_native_get_vp_state(xive->vp_base + s + {i}, NULL);\n}}\n")
+        elif kind == 2:
+            text = f"/* bench comment {i} */\n" + text
         else:
-            text = text.replace(f"xive->vp_base + s + {i - 1}", f"xive_vp(xive, s + {i - 1})")
+            text = text.replace(f"xive->vp_base + s + {i - 2},",
+                                f"kvmppc_xive_vp(xive, s + {i - 2}),")
         path.write_text(text)
         git(repo, "commit", "-q", "-am", f"bench patch {i}")
-    mbox = git(repo, "format-patch", "--stdout", f"{base}..HEAD")
-    git(repo, "reset", "-q", "--hard", base)
-    return mbox
+
+
+def measure(argv: list[str]) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MiB, exit status) of one CLI run in a fresh interpreter."""
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer.cli", *argv], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    rc = os.waitstatus_to_exitcode(status)
+    if rc not in (0, 1):
+        raise SystemExit(f"vpcheck failed ({rc}): {err}")
+    return seconds, usage.ru_maxrss / 1024, rc
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tree")
+    ap.add_argument("--sizes", default="1,20,100,300")
+    ap.add_argument("--modes", default="default,per-patch",
+                    help="default: new findings (base, result, then back as far as needed); "
+                    "per-patch: every snapshot is analysed")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        repo = make_repo(PRE_RFC, Path(tmp) / "repo")
-        t = best(["series", str(SEED), "--repo", str(repo)])
-        print(f"seed RFC (1 patch) on fixtures/trees/pre-rfc: {t:.3f} s wall (target < 0.5 s)")
-        git(repo, "am", "-q", str(SEED))
-        mbox = Path(tmp) / "gen.mbox"
-        mbox.write_text(generated_series(repo, 20))
-        t = best(["series", str(mbox), "--repo", str(repo)])
-        print(f"generated 20-patch series:                 {t:.3f} s wall (target < 2 s)")
+        repo = make_repo(tree(args.tree, Path(tmp)), Path(tmp) / "repo")
+        generate(repo, max(sizes))
+        tip = git(repo, "rev-parse", "HEAD").strip()
+        t1, rss1, _ = measure(["check", str(repo)])
+        print(f"{'check (whole tree, reference)':36s} {t1:7.2f} s{'':16s}{rss1:6.0f} MiB",
+              flush=True)
+        for mode in args.modes.split(","):
+            extra = ["--per-patch"] if mode == "per-patch" else []
+            for n in sizes:
+                mbox = Path(tmp) / f"s{n}.mbox"
+                mbox.write_text(git(repo, "format-patch", "--stdout", f"{tip}~{n}..{tip}"))
+                t, rss, rc = measure(["series", str(mbox), "--repo", str(repo), "-q", *extra])
+                print(f"series {mode:9s} {n:3d} patches{'':7s} {t:7.2f} s  "
+                      f"{t / n * 1000:6.0f} ms/patch  {rss:6.0f} MiB peak  (exit {rc})",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -118,8 +118,8 @@ def test_checkpatch_layout(repo, run_series, tmp_path) -> None:
     lines = out.splitlines()
     assert lines[0].startswith("WARNING:XIVE_RAW_VP_BASE: raw 'xive->vp_base + rc'")
     assert lines[1].startswith("#") and lines[1].endswith(f"FILE: {NATIVE}:11:")
-    n = int(lines[1][1:].split(":")[0])
-    assert mail.split("diff --git", 1)[1].split("\n")[n - 1].startswith("+\t\treturn xive->vp_base")
+    n = int(lines[1][1:].split(":")[0])  # checkpatch's #N: the line of the file as sent
+    assert mail.split("\n")[n - 1] == "+\t\treturn xive->vp_base + rc;"
     assert lines[2] == "+\t\treturn xive->vp_base + rc;"
     assert lines[-1].startswith("total: 0 errors, 1 warnings, ") and "lines checked" in lines[-1]
 
@@ -257,3 +257,108 @@ def test_range(repo, cli) -> None:
     assert [(f["line"], f["patch"]["subject"]) for f in json.loads(out)["findings"]] == [
         (11, "add raw")]
     assert repo_state(repo) == before
+
+
+def test_staged_and_worktree(repo, cli) -> None:
+    """The uncommitted change as a patch on HEAD; the index is not refreshed or rewritten."""
+    from .fsstate import tree_state
+
+    def run(*argv: str):
+        before = tree_state(repo)
+        result = cli("series", *argv, "--repo", str(repo), "--format", "json")
+        assert tree_state(repo) == before, "vpcheck changed the repository"
+        return result
+
+    rc, out, _ = run("--staged")
+    assert rc == 0 and json.loads(out)["findings"] == []  # nothing staged
+    p = repo / NATIVE
+    p.write_text(p.read_text().replace("return rc;", "return xive->vp_base + rc;"))
+    git(repo, "add", NATIVE)
+    (repo / "arch/powerpc/kvm/book3s_wip.c").write_text(
+        '#include "book3s_xive.h"\nu32 w(struct kvmppc_xive *xive) { return xive->vp_base + 2; }\n')
+    rc, out, _ = run("--staged")
+    assert rc == 1 and [(f["path"], f["line"]) for f in json.loads(out)["findings"]] == [
+        (NATIVE, 11)]
+    # the dirty header (fixture) is in the work tree change; untracked files are not
+    rc, out, _ = run("--worktree")
+    assert rc == 1 and [(f["path"], f["line"]) for f in json.loads(out)["findings"]] == [
+        (NATIVE, 11)]
+    rc, _, err = run("--staged", "p.mbox")
+    assert rc == 2 and "take no SERIES" in err
+
+
+def test_attribution_walks_back_only_as_far_as_needed() -> None:
+    """A finding is tagged with the first patch after which it stays; snapshots older
+    than every new finding's start, and unchanged ones, are not analysed."""
+    from analyzer.findings import Finding
+    from analyzer.patches import Patch
+    from analyzer.series import Series, Step, attribute
+    from analyzer.source import Snapshot
+
+    present = {"base": {"old"}, "1": {"old", "a"}, "2": {"old"}, "3": {"old", "a"},
+               "4": {"old", "a", "b"}, "5": {"a", "b"}}
+    snaps = [Snapshot(name, {"f.c": name.encode()}) for name in present]
+    # patch 6 touches no relevant file: same files as patch 5
+    snaps.append(Snapshot("6", {"f.c": b"5"}))
+    seen: list[str] = []
+
+    def analyse(snap: Snapshot) -> list[Finding]:
+        seen.append(snap.target)
+        return [Finding(k, "warning", "f.c", 1, 1, None, k, fingerprint=k)
+                for k in sorted(present[snap.target])]
+
+    steps = tuple(Step(Patch(i, 6, f"p{i}", "t", ""), s) for i, s in enumerate(snaps[1:], 1))
+    v = attribute(Series(snaps[0], steps), analyse)
+    assert [(f.rule, f.patch.index) for f in v.new] == [("a", 3), ("b", 4)]
+    assert [f.rule for f in v.fixed] == ["old"]
+    assert seen == ["base", "5", "4", "3", "2"]
+    seen.clear()
+    v = attribute(Series(snaps[0], steps), analyse, per_patch=True)
+    assert [[f.rule for f in step] for step in v.per_patch] == [["a"], [], ["a"], ["b"], [], []]
+    assert sorted(seen) == sorted(present)
+
+
+def test_progress_only_on_a_terminal_and_after_a_second(monkeypatch) -> None:
+    from analyzer import cli as climod
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    clock = iter([0.0, 0.5, 2.0])
+    monkeypatch.setattr(climod.time, "perf_counter", lambda: next(clock))
+    err = Tty()
+    monkeypatch.setattr(sys, "stderr", err)
+    p = climod._Progress(True, 3)
+    p.step()
+    assert err.getvalue() == ""  # under a second: silent
+    p.step()
+    assert err.getvalue() == "\rvpcheck: checked 2/3 snapshots"
+    p.close()
+    assert err.getvalue().endswith("\r\x1b[K")
+    for enabled, stream in ((False, Tty()), (True, io.StringIO())):  # -q, or not a tty
+        monkeypatch.setattr(sys, "stderr", stream)
+        clock = iter([0.0, 5.0])
+        p = climod._Progress(enabled, 3)
+        p.step()
+        p.close()
+        assert stream.getvalue() == ""
+
+
+def test_colour_only_on_a_terminal_without_no_color(monkeypatch) -> None:
+    from analyzer import cli as climod
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    args = climod.build_parser().parse_args(["series", "x"])
+    monkeypatch.setattr(sys, "stdout", Tty())
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert climod._style(args).color
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not climod._style(args).color
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert not climod._style(args).color

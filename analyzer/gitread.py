@@ -1,0 +1,160 @@
+"""Read-only access to the user's git repository, whatever its layout.
+
+Linked worktrees, bare repositories, submodules (a ``.git`` file), a
+subdirectory of the work tree and shallow clones all go through ``git``
+itself, so every layout git understands works here. Only reading commands
+run (``rev-parse``, ``ls-tree``, ``log``, ``cat-file``, ``diff``) and
+``GIT_OPTIONAL_LOCKS=0`` stops ``diff`` from refreshing the index: nothing
+under ``.git`` is written, modification times included.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .errors import InputError
+from .source import GIT_ENV
+
+_ZERO = re.compile(r"^0+$")
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, **GIT_ENV, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+
+
+@dataclass(frozen=True)
+class Repo:
+    """One repository, opened by the path the user gave (any directory inside it)."""
+
+    path: str  # what the user passed, for messages
+    top: str  # the work tree's top, or the git dir of a bare repository
+    handle: object  # the GitPython Repo
+
+    def run(self, *args: str, ok: Sequence[int] = (0,)) -> bytes:
+        """Run a read-only git command; failures become one-line InputErrors."""
+        rc, out, err = self.handle.git.execute(  # type: ignore[attr-defined]
+            ["git", *args], env=_env(), with_extended_output=True, with_exceptions=False,
+            stdout_as_string=False, strip_newline_in_stdout=False)
+        if rc not in ok:
+            raise InputError(f"{self.path}: git {args[0]}: {_last_words(err)}")
+        return out
+
+    def try_run(self, *args: str) -> bytes | None:
+        rc, out, _ = self.handle.git.execute(  # type: ignore[attr-defined]
+            ["git", *args], env=_env(), with_extended_output=True, with_exceptions=False,
+            stdout_as_string=False, strip_newline_in_stdout=False)
+        return out if rc == 0 else None
+
+    @property
+    def shallow(self) -> bool:
+        return self.run("rev-parse", "--is-shallow-repository").strip() == b"true"
+
+    def commit(self, rev: str) -> str:
+        """The full id of commit ``rev``; one clear line when it is not there."""
+        if not rev.strip() or rev.startswith("-"):
+            raise InputError(f"{rev!r}: not a revision")
+        out = self.try_run("rev-parse", "--verify", "-q", "--end-of-options", f"{rev}^{{commit}}")
+        sha = out.decode().strip() if out else ""
+        if sha and self.try_run("cat-file", "-e", sha) is not None:
+            return sha
+        if self.shallow:
+            raise InputError(f"{rev}: not in this shallow clone of {self.path} (fetch more "
+                             "history, e.g. git fetch --deepen=100, or pass --base)")
+        raise InputError(f"{rev}: unknown revision in {self.path}")
+
+    def blobs(self, shas: Iterable[str]) -> list[bytes | None]:
+        """Contents of blobs by full id, through GitPython's ``cat-file --batch`` process."""
+        import gitdb.exc
+
+        out: list[bytes | None] = []
+        odb = self.handle.odb  # type: ignore[attr-defined]
+        for sha in shas:
+            try:
+                stream = odb.stream(bytes.fromhex(sha))
+            except (gitdb.exc.BadObject, ValueError):
+                out.append(None)
+                continue
+            out.append(stream.read() if stream.type == b"blob" else None)
+        return out
+
+    def ls_tree(self, rev: str, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """path -> (mode, blob id) at ``rev`` for those of ``paths`` that exist."""
+        paths = sorted(set(paths))
+        if not paths:
+            return {}
+        out = self.run("ls-tree", "-z", "--full-tree", rev, "--", *paths)
+        entries = {}
+        for rec in out.split(b"\0"):
+            if rec:
+                meta, _, path = rec.partition(b"\t")
+                mode, kind, sha = meta.split()
+                if kind == b"blob":
+                    entries[path.decode()] = (mode.decode(), sha.decode())
+        return entries
+
+
+def _last_words(err: bytes | str) -> str:
+    text = err.decode("utf-8", "replace") if isinstance(err, bytes) else err
+    lines = [ln.removeprefix("fatal: ").removeprefix("error: ").strip()
+             for ln in text.splitlines() if ln.strip()]
+    if any("dubious ownership" in ln for ln in lines):
+        return ("git refuses to read it: it belongs to another user (see git's "
+                "safe.directory setting)")
+    return "; ".join(lines[:2]) or "failed"
+
+
+def open_repo(path: str) -> Repo:
+    """Open the repository holding ``path`` (any directory inside a work tree works)."""
+    import git  # lazy: GitPython costs ~0.15 s of start-up
+
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file or directory")
+    try:
+        handle = git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError):
+        raise InputError(f"{path}: not a git repository") from None
+    top = handle.working_tree_dir or handle.git_dir
+    repo = Repo(path, str(top), handle)
+    # the first command tells a safe.directory refusal from everything else
+    repo.run("rev-parse", "--git-dir")
+    return repo
+
+
+def is_zero(sha: str | None) -> bool:
+    return sha is None or _ZERO.match(sha) is not None
+
+
+def first_parent_history(repo: Repo, head: str, paths: Sequence[str], bound: int
+                         ) -> list[tuple[str, dict[str, str | None]]]:
+    """``(commit, {path: blob or None})`` for ``head`` and its first parents, newest first.
+
+    One ``ls-tree`` and one ``log --raw`` for the whole walk: the blobs of
+    each older commit are derived from the raw diffs of the newer ones.
+    """
+    state: dict[str, str | None] = {p: None for p in paths}
+    for p, (_, sha) in repo.ls_tree(head, paths).items():
+        state[p] = sha
+    commits = repo.run("rev-list", "--first-parent", f"--max-count={bound}", head,
+                       "--").decode().split()
+    changes: dict[str, list[tuple[str, str]]] = {}
+    if paths:
+        # the walk ends with the oldest commit listed: its own diff is not needed, and
+        # without the stop a path-limited log would search the whole history
+        stop = [f"^{commits[-1]}"] if len(commits) == bound else []
+        log = repo.run("log", "--first-parent", "--format=%x01%H", "--raw", "--no-abbrev",
+                       "--no-renames", "-z", head, *stop, "--", *paths)
+        for chunk in log.split(b"\x01")[1:]:
+            # "<sha>\0\n:<old mode> <new mode> <old> <new> <st>\0<path>\0:..."
+            fields = [f.strip(b"\n") for f in chunk.split(b"\0")]
+            pairs = zip(fields[1::2], fields[2::2], strict=False)
+            changes[fields[0].decode()] = [(path.decode(), meta.split()[2].decode())
+                                           for meta, path in pairs if meta.startswith(b":")]
+    out = []
+    for c in commits:
+        out.append((c, dict(state)))
+        for path, old in changes.get(c, ()):
+            state[path] = None if is_zero(old) else old
+    return out
