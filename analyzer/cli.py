@@ -280,12 +280,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _internal(e: BaseException, argv: list[str], args) -> int:
     import traceback
 
-    if getattr(args, "debug", False) or (args is None and "--debug" in argv):
+    debug = getattr(args, "debug", False) or (args is None and "--debug" in argv)
+    if debug:
         traceback.print_exception(e, file=sys.stderr)
     first = (str(e).strip().splitlines() or [""])[0][:300]
+    hint = "" if debug else "; --debug shows the traceback"
     sys.stderr.write(f"vpcheck: internal error: {type(e).__name__}"
-                     f"{': ' + first if first else ''} (please report; --debug shows the "
-                     "traceback)\n")
+                     f"{': ' + first if first else ''} (please report{hint})\n")
     return EXIT_INTERNAL
 
 

@@ -455,20 +455,22 @@ def cache_dir() -> Path:
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path):
-    """An exclusive ``flock`` on ``lock_path``: one fetch per cache entry at a time.
+def _locked(directory: Path):
+    """An exclusive ``flock`` on the cache directory itself: one fetch at a time.
 
-    The kernel drops the lock when the process dies, so a killed run never
-    leaves a stale lock behind.
+    Locking the directory leaves no lock file behind, and the kernel drops
+    the lock when the process dies, so a killed run never blocks the next.
+    Runs fetching different remotes wait for each other too; a fetch is rare
+    next to the analysis that follows it.
     """
     import fcntl
 
-    with open(lock_path, "a+b") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _fetch(path: Path, url: str, ref: str, local: bool) -> None:
@@ -492,7 +494,7 @@ def _fetch(path: Path, url: str, ref: str, local: bool) -> None:
 def from_remote(url: str, ref: str) -> Snapshot:
     """Fetch ``ref`` of ``url`` into a bare cache repository and read it.
 
-    Runs sharing the cache take turns on an entry (a lock file next to it).
+    Runs sharing the cache take turns (a lock on the cache directory).
     A new entry is initialised and fetched in a private directory and renamed
     into place only once the fetch succeeded, so a failed or interrupted
     fetch leaves nothing in the cache.
@@ -509,7 +511,7 @@ def from_remote(url: str, ref: str) -> Snapshot:
     except OSError as e:
         raise InputError(f"{remotes}: cannot create the cache: {e.strerror}") from None
     path = remotes / f"{key}.git"
-    with _locked(remotes / f"{key}.lock"):
+    with _locked(remotes):
         if (path / "HEAD").exists():
             _fetch(path, url, ref, local)
         else:
