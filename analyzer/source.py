@@ -473,7 +473,27 @@ def _locked(directory: Path):
         os.close(fd)  # releases the lock
 
 
-def _fetch(path: Path, url: str, ref: str, local: bool) -> None:
+def _cache_repo(path: Path, init: bool = False):
+    """The cache repository at ``path``, every git command pinned to it.
+
+    vpcheck may run from a git hook, where GIT_DIR and friends point at the
+    user's repository: without the pinning, ``git init``/``fetch`` would write
+    there and objects would be read from there.
+    """
+    import git
+
+    pinned = {**GIT_ENV, "GIT_DIR": str(path), "GIT_COMMON_DIR": str(path),
+              "GIT_OBJECT_DIRECTORY": str(path / "objects"),
+              "GIT_ALTERNATE_OBJECT_DIRECTORIES": "", "GIT_INDEX_FILE": str(path / "index")}
+    if init:
+        git.Git(str(path)).execute(["git", "init", "--quiet", "--bare", str(path)],
+                                   env={**os.environ, **pinned})
+    repo = git.Repo(path)
+    repo.git.update_environment(**pinned)
+    return repo
+
+
+def _fetch(repo, url: str, ref: str, local: bool) -> None:
     import git
 
     allow = ["-c", "protocol.allow=never"]
@@ -485,7 +505,7 @@ def _fetch(path: Path, url: str, ref: str, local: bool) -> None:
     if local:
         cmd.remove("--depth=1")  # shallow fetch from a local repo needs uploadpack options
     try:
-        git.Repo(path).git.execute(cmd, env={**os.environ, **GIT_ENV})
+        repo.git.execute(cmd)
     except git.GitCommandError as e:
         why = git_message(e.stderr if isinstance(e.stderr, str) else "") or f"git exit {e.status}"
         raise InputError(f"{url}: cannot fetch {ref}: {why}") from None
@@ -499,7 +519,6 @@ def from_remote(url: str, ref: str) -> Snapshot:
     into place only once the fetch succeeded, so a failed or interrupted
     fetch leaves nothing in the cache.
     """
-    import git
 
     url, local = check_remote_url(url)
     if not _SAFE_REF.match(ref) or ref.startswith("-") or ".." in ref:
@@ -513,17 +532,16 @@ def from_remote(url: str, ref: str) -> Snapshot:
     path = remotes / f"{key}.git"
     with _locked(remotes):
         if (path / "HEAD").exists():
-            _fetch(path, url, ref, local)
+            _fetch(_cache_repo(path), url, ref, local)
         else:
             new = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=remotes))
             try:
-                git.Repo.init(new, bare=True)
-                _fetch(new, url, ref, local)
+                _fetch(_cache_repo(new, init=True), url, ref, local)
                 shutil.rmtree(path, ignore_errors=True)  # a leftover without HEAD
                 os.rename(new, path)
             finally:
                 shutil.rmtree(new, ignore_errors=True)
-        repo = git.Repo(path)
+        repo = _cache_repo(path)
         commit = resolve_commit(repo, "refs/vpcheck/fetched")
         snap = Snapshot(f"{url}@{ref}", tree_files(commit.tree))
     snap.require_kernel_tree()

@@ -428,6 +428,19 @@ def test_fetch_of_a_missing_ref_leaves_nothing(cli, two_commits: Path, tmp_path:
     assert git_state(two_commits) == before
 
 
+def test_remote_from_a_git_hook_leaves_the_hooks_repository_alone(
+        cli, two_commits: Path, tmp_path: Path, monkeypatch) -> None:
+    """In a hook GIT_DIR names the user's repository: the cache's git must not use it."""
+    user = make_repo(TREE, tmp_path / "user")
+    before = git_state(user)
+    monkeypatch.setenv("GIT_DIR", str(user / ".git"))
+    monkeypatch.setenv("GIT_INDEX_FILE", str(user / ".git" / "index"))
+    for _ in range(2):  # a new cache entry, then an existing one
+        rc, out, err = cli("check", "--remote", str(two_commits), "--ref", "main")
+        assert (rc, err) == (1, "")
+    assert git_state(user) == before
+
+
 def test_concurrent_remote_runs_share_the_cache(two_commits: Path, tmp_path: Path) -> None:
     """Today four runs on an empty cache raced in `git init --bare` (traceback, exit 1)."""
     before = git_state(two_commits)
