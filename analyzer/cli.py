@@ -41,7 +41,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _fail(message: str) -> int:
     text = " ".join(str(message).split()) or "failed"
-    sys.stderr.write(f"vpcheck: error: {text}\n")
+    with contextlib.suppress(OSError):  # stderr itself may be a closed pipe
+        sys.stderr.write(f"vpcheck: error: {text}\n")
     return EXIT_ERROR
 
 
@@ -267,9 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 128 + e.signum
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
-        except BrokenPipeError:  # stdout is guarded; this is a pipe git or stderr broke
-            return EXIT_INTERNAL
-        except OSError as e:
+        except OSError as e:  # stdout's broken pipe never gets here: _pipe_guard
             if e.filename is None:
                 return _internal(e, argv, args)
             return _fail(f"{e.filename}: {e.strerror or e}")
@@ -282,11 +281,13 @@ def _internal(e: BaseException, argv: list[str], args) -> int:
 
     debug = getattr(args, "debug", False) or (args is None and "--debug" in argv)
     if debug:
-        traceback.print_exception(e, file=sys.stderr)
+        with contextlib.suppress(OSError):
+            traceback.print_exception(e, file=sys.stderr)
     first = (str(e).strip().splitlines() or [""])[0][:300]
     hint = "" if debug else "; --debug shows the traceback"
-    sys.stderr.write(f"vpcheck: internal error: {type(e).__name__}"
-                     f"{': ' + first if first else ''} (please report{hint})\n")
+    with contextlib.suppress(OSError):
+        sys.stderr.write(f"vpcheck: internal error: {type(e).__name__}"
+                         f"{': ' + first if first else ''} (please report{hint})\n")
     return EXIT_INTERNAL
 
 

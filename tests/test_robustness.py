@@ -555,3 +555,29 @@ def test_model_on_a_loop(cli, tmp_path: Path) -> None:
     t = _nested_tree(tmp_path, "\tu32 packed_id;\n",
                      "\tu32 packed_id;\n\tint i;\n\tfor (i = 0; i < 2; i++)\n\t\tid++;\n")
     _not_a_crash(cli, "model", "--tree", str(t))
+
+
+@pytest.mark.parametrize("name,want", [
+    ("linux-6.12/arch/powerpc/kvm/book3s_xive.c", "arch/powerpc/kvm/book3s_xive.c"),
+    ("./linux-6.12/./arch/powerpc/kvm/x.c", "arch/powerpc/kvm/x.c"),
+    ("arch/powerpc/kvm/x.c", "arch/powerpc/kvm/x.c"),
+    ("linux/a/../arch/powerpc/kvm/x.c", "arch/powerpc/kvm/x.c"),  # stays inside: normalised
+    ("linux-6.12/drivers/x.c", None),
+    ("linux-6.12", None),
+    (".", None),
+])
+def test_member_path_normalises(name: str, want: str | None) -> None:
+    assert source.member_path(name, "T") == want
+
+
+@pytest.mark.parametrize("name,why", [
+    ("../arch/powerpc/kvm/x.c", "escapes the archive"),
+    ("linux/../../arch/powerpc/kvm/x.c", "escapes the archive"),
+    ("..", "escapes the archive"),
+    ("/arch/powerpc/kvm/x.c", "has an absolute path"),
+    ("//linux/arch/powerpc/kvm/x.c", "has an absolute path"),
+])
+def test_member_path_refuses(name: str, why: str) -> None:
+    with pytest.raises(source.InputError) as e:
+        source.member_path(name, "T")
+    assert str(e.value) == f"T: member {name!r} {why}: refused"
