@@ -606,3 +606,13 @@ def test_series_leaves_object_mtimes_alone(cli, tmp_path: Path) -> None:
     after = git_state(repo)
     changed = sorted(k for k in before if before[k] != after.get(k))
     assert changed == [], (rc, err, changed)
+
+
+def test_unwritable_cache_and_svg(cli, two_commits: Path, tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    assert bad(cli, "check", "--remote", str(two_commits), "--ref", "main") == \
+        f"{blocker}/vpcheck/remotes: cannot create the cache: Not a directory"
+    assert bad(cli, "model", "--svg", str(blocker / "x.svg")) == \
+        f"{blocker}/x.svg: cannot write: Not a directory"
