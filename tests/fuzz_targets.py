@@ -201,8 +201,9 @@ def eval_target(data: bytes) -> None:
     """``vpcheck model`` and the model rules on a tree whose packing function comes from data."""
     files = dict(_base_files())
     files[PACK_HEADER] = pack_source(eval_body(data))
-    rules = [r for r in _rules() if r.id in ("pack-table", "collision-crash", "capacity",
-                                              "pack-domain")]
+    # pack-table's sweep (NR_CPUS up to 2048) runs the same compiled closures as the
+    # mappings below, at 70% of the time: left out so the corpus replays in seconds
+    rules = [r for r in _rules() if r.id in ("collision-crash", "capacity", "pack-domain")]
     snap = source.Snapshot("fuzz", files)
     try:
         fx = facts.extract(snap, ruleset.tokens(rules))
