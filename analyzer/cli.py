@@ -146,7 +146,8 @@ def cmd_series(args: argparse.Namespace) -> int:
         ser = series.range_series(args.repo, ranges[0])
         plist = [s.patch for s in ser.steps]
     else:
-        stdin = sys.stdin.buffer.read() if "-" in args.series else None
+        stdin = (limits.read_capped(sys.stdin.buffer, "series_bytes", "stdin")
+                 if "-" in args.series else None)
         plist = patches.read_series(args.series, stdin)
         limits.check_patches(len(plist), " ".join(args.series))
         ser = series.apply_series(args.repo, plist, args.base)

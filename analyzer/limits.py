@@ -38,6 +38,7 @@ LIMITS = {lim.name: lim for lim in (
     Limit("tar_bytes", 4 << 30, "bytes", "uncompressed bytes streamed from one tarball"),
     Limit("tar_ratio", 100, "x", "uncompressed/compressed ratio of a tarball past 64 MiB"),
     Limit("patches", 1000, "patches", "patches in one series"),
+    Limit("series_bytes", 64 << 20, "bytes", "size of one patch or mbox input"),
     Limit("model_ids", 16384, "IDs", "vCPU IDs or slots in one 'vpcheck model' table"),
 )}
 
@@ -79,3 +80,12 @@ def exceeded(name: str, subject: str, value: int | None = None,
 def check_patches(count: int, subject: str) -> None:
     """For series readers: refuse a series with more patches than the limit."""
     check("patches", count, subject)
+
+
+def read_capped(stream, name: str, subject: str) -> bytes:
+    """Read a binary stream (stdin) up to limit ``name``; refuse it past the limit."""
+    cap = get(name)
+    data = stream.read(cap + 1)
+    if len(data) > cap:
+        raise exceeded(name, subject, None, cap)
+    return data

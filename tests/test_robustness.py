@@ -616,3 +616,14 @@ def test_unwritable_cache_and_svg(cli, two_commits: Path, tmp_path: Path, monkey
         f"{blocker}/vpcheck/remotes: cannot create the cache: Not a directory"
     assert bad(cli, "model", "--svg", str(blocker / "x.svg")) == \
         f"{blocker}/x.svg: cannot write: Not a directory"
+
+
+def test_series_on_stdin_is_read_up_to_the_limit(tmp_path: Path) -> None:
+    repo = make_repo(FIXTURES / "trees" / "pre-rfc", tmp_path / "repo")
+    before = git_state(repo)
+    r = vpcheck("series", "-", "--repo", str(repo), input=TWO_PATCHES.read_text(),
+                env={"VPCHECK_MAX_SERIES_BYTES": "1K"})
+    assert (r.returncode, r.stdout) == (2, "")
+    assert one_line(r.stderr) == ("stdin: size of one patch or mbox input exceeds the limit "
+                                  "(limit 1,024 bytes; set VPCHECK_MAX_SERIES_BYTES to raise it)")
+    assert git_state(repo) == before
