@@ -556,6 +556,6 @@ def load(path: str | None, rev: str | None = None, remote: str | None = None,
     if rev is not None:
         return from_git(path or ".", rev)
     path = path or "."
-    if os.path.isfile(path) or looks_like_tarball(path):
+    if not os.path.isdir(path) and (os.path.isfile(path) or looks_like_tarball(path)):
         return from_tarball(path)
     return from_directory(path)

@@ -627,3 +627,18 @@ def test_series_on_stdin_is_read_up_to_the_limit(tmp_path: Path) -> None:
     assert one_line(r.stderr) == ("stdin: size of one patch or mbox input exceeds the limit "
                                   "(limit 1,024 bytes; set VPCHECK_MAX_SERIES_BYTES to raise it)")
     assert git_state(repo) == before
+
+
+def test_concurrent_series_runs_on_one_repository(tmp_path: Path) -> None:
+    """Each run has its own temporary index and object directory: no interference."""
+    repo = make_repo(FIXTURES / "trees" / "pre-rfc", tmp_path / "repo")
+    before = git_state(repo)
+    cmd = [sys.executable, "-m", "analyzer.cli", "series", str(TWO_PATCHES), "--repo",
+           str(repo), "--format", "json"]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    results = [(p.wait(120), *p.communicate()) for p in procs]
+    statuses = {(rc, err) for rc, _, err in results}
+    assert statuses in ({(0, "")}, {(1, "")}), results
+    assert len({json.dumps(json.loads(out)["findings"]) for _, out, _ in results}) == 1
+    assert git_state(repo) == before
