@@ -246,20 +246,30 @@ class _Counted:
     at most 64 MiB, in bounded memory, whatever the member headers claim.
     """
 
+    CHUNK = 1 << 18  # decompress in 256 KiB pieces: tarfile asks for 10 KiB at a time
+
     def __init__(self, raw, archive: str) -> None:
         self.raw, self.archive, self.total = raw, archive, 0
         self.max_bytes, self.ratio = limits.get("tar_bytes"), limits.get("tar_ratio")
         self.dec = _decompressor(raw, archive)
+        self.buf, self.off = b"", 0
 
     def read(self, n: int = -1) -> bytes:
-        data = self.dec.read(n if n and n > 0 else 1 << 20)
-        self.total += len(data)
+        if self.off >= len(self.buf):
+            self.buf, self.off = self.dec.read(self.CHUNK), 0
+            self._count(len(self.buf))
+        n = n if n and n > 0 else self.CHUNK
+        out = self.buf[self.off:self.off + n]
+        self.off += len(out)
+        return out
+
+    def _count(self, got: int) -> None:
+        self.total += got
         if self.total > self.max_bytes:
             raise limits.exceeded("tar_bytes", self.archive, self.total, self.max_bytes)
         if self.total > _RATIO_AFTER and self.total > self.ratio * max(1, self.raw.tell()):
             raise limits.exceeded("tar_ratio", self.archive,
                                   self.total // max(1, self.raw.tell()), self.ratio)
-        return data
 
 
 def tar_members(path: str | os.PathLike,
