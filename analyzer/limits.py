@@ -33,13 +33,15 @@ class Limit:
 
 
 LIMITS = {lim.name: lim for lim in (
-    Limit("file_bytes", 4 << 20, "bytes", "size of one source file read from a tree"),
-    Limit("tar_members", 1_000_000, "members", "members in one tarball"),
-    Limit("tar_bytes", 4 << 30, "bytes", "uncompressed bytes streamed from one tarball"),
-    Limit("tar_ratio", 100, "x", "uncompressed/compressed ratio of a tarball past 64 MiB"),
-    Limit("patches", 1000, "patches", "patches in one series"),
-    Limit("series_bytes", 64 << 20, "bytes", "size of one patch or mbox input"),
-    Limit("model_ids", 16384, "IDs", "vCPU IDs or slots in one 'vpcheck model' table"),
+    Limit("file_bytes", 4 << 20, "bytes", "the size of one source file"),
+    Limit("tar_members", 1_000_000, "members", "the number of members in one tarball"),
+    Limit("tar_bytes", 4 << 30, "bytes", "the uncompressed size of one tarball"),
+    Limit("tar_ratio", 100, "times", "the expansion (uncompressed/compressed) of a tarball "
+          "past 64 MiB"),
+    Limit("patches", 1000, "patches", "the number of patches in one series"),
+    Limit("series_bytes", 64 << 20, "bytes", "the size of one patch or mbox input"),
+    Limit("model_ids", 16384, "IDs", "the number of vCPU IDs or slots in one 'vpcheck model' "
+          "table"),
 )}
 
 _NUMBER = re.compile(r"^\s*(\d+)\s*([kKmMgG]?)\s*$")
@@ -72,9 +74,9 @@ def exceeded(name: str, subject: str, value: int | None = None,
     """The one-line refusal: what, how much, the limit, and how to raise it."""
     lim = LIMITS[name]
     limit = get(name) if limit is None else limit
-    got = "" if value is None else f"{value:,} {lim.unit}, "
-    return LimitExceeded(f"{subject}: {lim.what} exceeds the limit ({got}limit "
-                         f"{limit:,} {lim.unit}; set {lim.env} to raise it)", name)
+    got = "more than " if value is None else f"{value:,} > "
+    return LimitExceeded(f"{subject}: {lim.what} exceeds the limit ({got}{limit:,} {lim.unit}; "
+                         f"set {lim.env} to raise it)", name)
 
 
 def check_patches(count: int, subject: str) -> None:
