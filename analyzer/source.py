@@ -395,7 +395,8 @@ def resolve_commit(repo, rev: str):
         commit = repo.commit(rev)
         commit.tree  # noqa: B018 - reads the commit object: fails if it is absent
         return commit
-    except (git.BadName, git.BadObject, ValueError, git.GitCommandError) as e:
+    except (git.BadName, git.BadObject, ValueError, git.GitCommandError, BrokenPipeError) as e:
+        # BrokenPipeError: git exited before reading (it refuses the repository)
         raise _revision_error(repo, rev, e) from None
 
 
@@ -421,7 +422,7 @@ def from_git(repo_path: str | os.PathLike, rev: str) -> Snapshot:
     commit = resolve_commit(repo, rev)
     try:
         files = tree_files(commit.tree)
-    except (ValueError, git.GitCommandError) as e:
+    except (ValueError, git.GitCommandError, BrokenPipeError) as e:
         raise _revision_error(repo, rev, e) from None
     snap = Snapshot(f"{repo_path}@{rev}", files)
     snap.require_kernel_tree()
