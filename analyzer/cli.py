@@ -7,11 +7,18 @@ rules`` or a usage error costs no tree-sitter or GitPython start-up.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+# Exit statuses (README "Exit status"): a hook or CI must never read a crash
+# as "findings". Signals exit 128 + the signal number, as shells report them.
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 128 + signal.SIGINT
 
 USER_HELP = """\
 Find VCPU-ID packing, VCORE and XIVE VP numbering bugs in a KVM-on-POWER
@@ -31,14 +38,27 @@ exit status: 0 clean, 1 findings, 2 bad input or usage, 3 internal error"""
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one line and exit 2 like every input error."""
+    """argparse, but a usage error is an InputError: one line through main's boundary.
+
+    Every parser, the top one and each subcommand's, takes ``--debug``.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                          help="on an internal error, print the traceback")
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise SystemExit(_fail(f"{self.prog}: {message}"))
+        from .errors import InputError
+
+        sub = self.prog.partition(" ")[2]
+        raise InputError(f"{sub + ': ' if sub else ''}{message} (see '{self.prog} --help')")
 
 
 def _fail(message: str) -> int:
-    sys.stderr.write(f"vpcheck: error: {message}\n")
+    text = " ".join(str(message).split()) or "failed"
+    with contextlib.suppress(OSError):  # stderr itself may be a closed pipe
+        sys.stderr.write(f"vpcheck: error: {text}\n")
     return EXIT_ERROR
 
 
@@ -196,7 +216,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _series_input(args: argparse.Namespace):
     """(patches, series) from the command line: a range, the uncommitted change, or mail."""
-    from . import patches, series
+    from . import limits, patches, series
 
     if args.staged or args.worktree:
         if args.series:
@@ -212,9 +232,12 @@ def _series_input(args: argparse.Namespace):
         if len(args.series) != 1:
             raise SystemExit(_fail("series: a BASE..HEAD range cannot be mixed with other input"))
         ser = series.range_series(args.repo, ranges[0])
+        limits.check_patches(len(ser.steps), ranges[0])
         return [s.patch for s in ser.steps], ser
-    stdin = sys.stdin.buffer.read() if "-" in args.series else None
+    stdin = (limits.read_capped(sys.stdin.buffer, "series_bytes", "stdin")
+             if "-" in args.series else None)
     plist = patches.read_series(args.series, stdin)
+    limits.check_patches(len(plist), " ".join(args.series))
     return plist, series.apply_series(args.repo, plist, args.base)
 
 
@@ -413,21 +436,28 @@ def bundled_example() -> str:
 
 def cmd_model(args: argparse.Namespace) -> int:
     from . import facts, model, occupancy, ruleset, source
+    from .errors import InputError
+    from .limits import check
 
     if args.threads > args.stride:
-        raise SystemExit(_fail(f"model: --threads {args.threads} exceeds --stride {args.stride}"))
+        raise InputError(f"model: --threads {args.threads} exceeds --stride {args.stride}")
+    # the table has one row per ID and the grid one cell per slot: bound both
+    check("model_ids", args.nr_cpus, f"model: --nr-cpus {args.nr_cpus}")
+    if args.vcpus:
+        check("model_ids", args.vcpus, f"model: --vcpus {args.vcpus}")
     tree_path = args.tree or (None if args.rev else bundled_example())
     snap = source.load(tree_path, rev=args.rev)
     (rule,) = ruleset.select(["pack-table"])
     t = model.tree(facts.extract(snap))
     cfg = model.Config(args.nr_cpus, args.stride, args.threads, args.threads_per_subcore)
     m = occupancy.mapping(t, rule.params["function"], cfg, args.vcpus or args.nr_cpus)
+    check("model_ids", m.size, f"model: KVM_MAX_VCPUS={m.size} for --nr-cpus {args.nr_cpus}")
     if args.svg:
         try:
             with open(args.svg, "w", encoding="utf-8") as fh:
                 fh.write(occupancy.render_svg(m))
         except OSError as e:
-            raise SystemExit(_fail(f"{args.svg}: cannot write: {e.strerror}")) from None
+            raise InputError(f"{args.svg}: cannot write: {e.strerror}") from None
     out = occupancy.render_json(m) if args.format == "json" else occupancy.render_text(m)
     sys.stdout.write(out)
     return EXIT_FINDINGS if m.problems() else EXIT_CLEAN
@@ -451,19 +481,156 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .errors import InputError
+    """The one boundary: every outcome becomes one exit status and at most one stderr line.
 
+    InputError (bad input, a limit) is exit 2; a signal is 128 + its number
+    after every temporary file is gone; anything else is a bug in vpcheck:
+    exit 3, with the traceback only under ``--debug``.
+    """
+    from .errors import InputError, Interrupted
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = None
+    with _signals_raise(), _pipe_guard():
+        try:
+            args = build_parser().parse_args(argv)
+            return args.func(args)
+        except InputError as e:
+            return _fail(str(e))
+        except Interrupted as e:
+            return 128 + e.signum
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+        except OSError as e:  # stdout's broken pipe never gets here: _pipe_guard
+            if e.filename is None:
+                return _internal(e, argv, args)
+            return _fail(f"{e.filename}: {e.strerror or e}")
+        except Exception as e:  # noqa: BLE001 - the boundary: a bug must not look like findings
+            return _internal(e, argv, args)
+
+
+def _internal(e: BaseException, argv: list[str], args) -> int:
+    import traceback
+
+    debug = getattr(args, "debug", False) or (args is None and "--debug" in argv)
+    if debug:
+        with contextlib.suppress(OSError):
+            traceback.print_exception(e, file=sys.stderr)
+    first = (str(e).strip().splitlines() or [""])[0][:300]
+    hint = "" if debug else "; --debug shows the traceback"
+    with contextlib.suppress(OSError):
+        sys.stderr.write(f"vpcheck: internal error: {type(e).__name__}"
+                         f"{': ' + first if first else ''} (please report{hint})\n")
+    return EXIT_INTERNAL
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise Interrupted, so ``with``/``finally`` blocks unwind.
+
+    Temporary directories are removed by the code that made them, on the way
+    out. Child processes (git) are stopped first so none writes into a
+    directory being removed. A second signal during the clean-up is ignored;
+    a signal the parent ignores (``nohup``) stays ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from .errors import Interrupted
+
+    fired: list[int] = []
+
+    def handler(signum: int, frame) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        _stop_children()
+        raise Interrupted(signum)
+
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            old[sig] = signal.signal(sig, handler)
     try:
-        args = build_parser().parse_args(argv)
-        return args.func(args)
-    except InputError as e:
-        return _fail(str(e))
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return EXIT_CLEAN
-    except OSError as e:
-        return _fail(f"{getattr(e, 'filename', None) or ''}: {e.strerror or e}".lstrip(": "))
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _stop_children(grace: float = 2.0) -> None:
+    """Terminate our direct children (git), waiting at most ``grace`` seconds."""
+    pids = set()
+    with contextlib.suppress(OSError):
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as fh:
+                pids.update(int(p) for p in fh.read().split())
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pids and time.monotonic() < deadline:
+        for pid in list(pids):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    continue
+            except ChildProcessError:
+                pass
+            pids.discard(pid)
+        time.sleep(0.01)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+
+class _GuardedStdout:
+    """stdout that notes a closed pipe (``vpcheck check | head``) instead of raising.
+
+    The command then ends normally and returns its own status, so findings
+    still exit 1; the real descriptor is pointed at /dev/null so the
+    interpreter's final flush stays quiet.
+    """
+
+    def __init__(self, inner) -> None:
+        self.inner, self.broken = inner, False
+
+    def _broke(self) -> None:
+        self.broken = True
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.inner.fileno())
+            os.close(null)
+
+    def write(self, text: str) -> int:
+        if not self.broken:
+            try:
+                return self.inner.write(text)
+            except BrokenPipeError:
+                self._broke()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.broken:
+            try:
+                self.inner.flush()
+            except BrokenPipeError:
+                self._broke()
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+@contextlib.contextmanager
+def _pipe_guard() -> Iterator[None]:
+    inner = sys.stdout
+    guarded = _GuardedStdout(inner)
+    sys.stdout = guarded
+    try:
+        yield
+        guarded.flush()
+    finally:
+        if sys.stdout is guarded:
+            sys.stdout = inner
 
 
 if __name__ == "__main__":

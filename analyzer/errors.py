@@ -1,4 +1,10 @@
-"""The one exception type that means "bad input": one line on stderr, exit 2."""
+"""The exception types that cross module boundaries.
+
+``cli.main`` is the one place that turns them into exit statuses:
+:class:`InputError` (and subclasses) is "bad input", one line on stderr and
+exit 2; :class:`Interrupted` is a signal, exit 128 + signal number; any
+other exception is a bug in vpcheck, exit 3.
+"""
 
 
 class ModelLimit(Exception):
@@ -14,3 +20,23 @@ class InputError(Exception):
     The message is printed as is, as a single line, so it must name the
     offending path, revision, patch or URL itself.
     """
+
+
+class LimitExceeded(InputError):
+    """The input is larger than a limit in :mod:`analyzer.limits` allows."""
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP, raised so that every ``with``/``finally`` unwinds.
+
+    A ``KeyboardInterrupt`` so that code which already lets Ctrl-C through
+    lets these through too; temporary directories are removed on the way out.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

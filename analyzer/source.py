@@ -7,31 +7,47 @@ cheap to build, and which files matter is decided by path alone.
 
 from __future__ import annotations
 
+import bz2
+import contextlib
+import gzip
 import hashlib
+import lzma
 import os
+import posixpath
 import re
+import shutil
+import stat
 import tarfile
-from collections.abc import Mapping
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from types import MappingProxyType
 
+from . import limits
 from .errors import InputError
 
-# The files whose contents can affect a verdict. Kept short: arch/powerpc/kvm,
-# the KVM and XIVE headers of powerpc, and generic KVM's vCPU-creation checks.
-RELEVANT = re.compile(
-    r"^(?:arch/powerpc/kvm/[^/]+\.[ch]"
-    r"|arch/powerpc/include/asm/(?:kvm|xive)[^/]*\.h"
-    r"|include/linux/kvm_host\.h"
-    r"|virt/kvm/kvm_main\.c)$"
+# The files whose contents can affect a verdict, as globs (directory, name
+# pattern): arch/powerpc/kvm, the KVM and XIVE headers of powerpc, and generic
+# KVM's vCPU-creation checks. A directory tree is read by listing these four
+# directories only, never by walking the tree.
+RELEVANT_GLOBS = (
+    "arch/powerpc/kvm/*.[ch]",
+    "arch/powerpc/include/asm/kvm*.h",
+    "arch/powerpc/include/asm/xive*.h",
+    "include/linux/kvm_host.h",
+    "virt/kvm/kvm_main.c",
 )
-RELEVANT_DIRS = ("arch/powerpc/kvm", "arch/powerpc/include/asm", "include/linux", "virt/kvm")
+_GLOBS = tuple(posixpath.split(g) for g in RELEVANT_GLOBS)
+RELEVANT_DIRS = tuple(dict.fromkeys(d for d, _ in _GLOBS))
 KVM_DIR = "arch/powerpc/kvm"
 
 
 def is_relevant(path: str) -> bool:
-    return RELEVANT.match(path) is not None
+    d, name = posixpath.split(path)
+    return any(d == gd and fnmatchcase(name, gn) for gd, gn in _GLOBS)
 
 
 @dataclass(frozen=True)
@@ -70,12 +86,25 @@ def check_utf8(path: str, data: bytes) -> None:
         ) from None
 
 
+# --- directories ----------------------------------------------------------
+
+
 def from_directory(root: str | os.PathLike) -> Snapshot:
+    """The relevant files of a work tree, read without leaving it.
+
+    Only the directories of :data:`RELEVANT_GLOBS` are listed. A symbolic
+    link (of a file or of a directory on the way) is followed only when its
+    target stays inside the tree; one leading out is refused, as is a
+    relevant name that is not a regular file (FIFO, device, socket). Each
+    file is opened once, without following links, and read up to the
+    ``file_bytes`` limit.
+    """
     top = Path(root)
     if not top.exists():
         raise InputError(f"{root}: no such file or directory")
     if not top.is_dir():
         raise InputError(f"{root}: not a directory, git repository or kernel tarball")
+    real_top = os.path.realpath(top)
     files: dict[str, bytes] = {}
     for d in RELEVANT_DIRS:
         try:
@@ -86,67 +115,214 @@ def from_directory(root: str | os.PathLike) -> Snapshot:
             raise InputError(f"{top / d}: cannot read: {e.strerror}") from None
         for name in names:
             rel = f"{d}/{name}"
-            if is_relevant(rel) and (top / rel).is_file():
-                try:
-                    files[rel] = (top / rel).read_bytes()
-                except OSError as e:
-                    raise InputError(f"{top / rel}: cannot read: {e.strerror}") from None
+            if is_relevant(rel):
+                data = _read_inside(real_top, rel, f"{top}/{rel}")
+                if data is not None:
+                    files[rel] = data
     snap = Snapshot(str(root), files)
     snap.require_kernel_tree()
     return snap
 
 
+def _read_inside(real_top: str, rel: str, shown: str) -> bytes | None:
+    """``rel``'s bytes, refusing links out of ``real_top`` and non-regular files.
+
+    None for a name that vanished or is a directory (``foo.c/``): not a source.
+    """
+    real = os.path.realpath(os.path.join(real_top, rel))
+    if os.path.commonpath([real_top, real]) != real_top:
+        raise InputError(f"{shown}: symbolic link leads out of the tree (to {real})")
+    inner = os.path.relpath(real, real_top)
+    try:
+        st = os.lstat(real)
+        if stat.S_ISDIR(st.st_mode):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{shown}: not a regular file")
+        limits.check("file_bytes", st.st_size, shown)
+        fd = _open_beneath(real_top, inner)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise InputError(f"{shown}: cannot read: {e.strerror}") from None
+    try:
+        return _read_capped(fd, shown)
+    finally:
+        os.close(fd)
+
+
+def _open_beneath(top: str, rel: str) -> int:
+    """Open ``top/rel`` component by component, following no link at all.
+
+    ``rel`` is already resolved, so a link here means the tree changed under
+    us: refused (ELOOP/ENOTDIR) rather than followed. Non-blocking, so a FIFO
+    swapped in cannot hang the run; fstat then proves it is a regular file.
+    """
+    parts = rel.split(os.sep)
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        f = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                    dir_fd=fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(os.fstat(f).st_mode):
+        os.close(f)
+        raise OSError(0, "not a regular file")
+    return f
+
+
+def _read_capped(fd: int, shown: str) -> bytes:
+    """Read at most the ``file_bytes`` limit (a file may grow after fstat)."""
+    cap = limits.get("file_bytes")
+    chunks, total = [], 0
+    while chunk := os.read(fd, min(1 << 20, cap + 1 - total)):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > cap:
+            raise limits.exceeded("file_bytes", shown)
+    return b"".join(chunks)
+
+
+# --- tarballs --------------------------------------------------------------
+
 _TAR_SUFFIXES = (".tar", ".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.zst")
+_TOP_DIRS = ("arch", "include", "virt")
+_RATIO_AFTER = 64 << 20  # the ratio limit applies once this much is decompressed
 
 
 def looks_like_tarball(path: str) -> bool:
     return path.endswith(_TAR_SUFFIXES)
 
 
-def from_tarball(path: str | os.PathLike) -> Snapshot:
-    """Stream a kernel tarball and keep only the relevant members.
+def member_path(name: str, archive: str) -> str | None:
+    """The tree-relative path of tarball member ``name``, or None if outside arch/include/virt.
 
-    Members are read in stream mode (``r|*``): the archive is decompressed
-    once, nothing is extracted to disk, and the leading ``linux-x.y/``
-    directory is stripped.
+    The name is normalised with ``posixpath.normpath``; an absolute name or
+    one that climbs out of the archive (``../arch/…``) makes the whole
+    archive refused: it was built to write or shadow files elsewhere. The
+    leading ``linux-x.y/`` directory is stripped. Any reader of tarball
+    members (streaming, or by xz block index) goes through this function.
     """
+    if name.startswith("/") or "\0" in name:
+        raise InputError(f"{archive}: member {name!r} has an absolute path: refused")
+    norm = posixpath.normpath(name)
+    if norm == ".." or norm.startswith("../"):
+        raise InputError(f"{archive}: member {name!r} escapes the archive: refused")
+    head, _, rest = norm.partition("/")
+    if head in _TOP_DIRS:
+        return norm
+    top, _, _ = rest.partition("/")
+    return rest if top in _TOP_DIRS else None
+
+
+def _decompressor(raw, archive: str):
+    """A reader of ``raw``'s decompressed bytes, chosen by magic number, not by name.
+
+    The decompressor holds no resource of its own: closing ``raw`` is enough.
+    """
+    magic = raw.peek(6)[:6]
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(raw)  # noqa: SIM115
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=raw)  # noqa: SIM115
+    if magic.startswith(b"BZh"):
+        return bz2.BZ2File(raw)  # noqa: SIM115
+    if magic.startswith(b"\x28\xb5\x2f\xfd"):
+        raise InputError(f"{archive}: zstd-compressed tarballs are not supported "
+                         "(decompress it with unzstd first)")
+    return raw
+
+
+class _Counted:
+    """A decompressed stream that enforces the tarball limits while it is read.
+
+    Counting happens below tarfile, so bytes skipped between wanted members
+    count too: a small archive that inflates to gigabytes is refused after
+    at most 64 MiB, in bounded memory, whatever the member headers claim.
+    """
+
+    CHUNK = 1 << 18  # decompress in 256 KiB pieces: tarfile asks for 10 KiB at a time
+
+    def __init__(self, raw, archive: str) -> None:
+        self.raw, self.archive, self.total = raw, archive, 0
+        self.max_bytes, self.ratio = limits.get("tar_bytes"), limits.get("tar_ratio")
+        self.dec = _decompressor(raw, archive)
+        self.buf, self.off = b"", 0
+
+    def read(self, n: int = -1) -> bytes:
+        if self.off >= len(self.buf):
+            self.buf, self.off = self.dec.read(self.CHUNK), 0
+            self._count(len(self.buf))
+        n = n if n and n > 0 else self.CHUNK
+        out = self.buf[self.off:self.off + n]
+        self.off += len(out)
+        return out
+
+    def _count(self, got: int) -> None:
+        self.total += got
+        if self.total > self.max_bytes:
+            raise limits.exceeded("tar_bytes", self.archive, self.total, self.max_bytes)
+        if self.total > _RATIO_AFTER and self.total > self.ratio * max(1, self.raw.tell()):
+            raise limits.exceeded("tar_ratio", self.archive,
+                                  self.total // max(1, self.raw.tell()), self.ratio)
+
+
+def tar_members(path: str | os.PathLike,
+                wanted: Callable[[str], bool] = is_relevant) -> Iterator[tuple[str, bytes]]:
+    """Stream a tarball once and yield (tree path, bytes) of the wanted regular files.
+
+    Nothing is extracted to disk; links, devices and directories are never
+    resolved. Every member name is checked by :func:`member_path`; member
+    count, decompressed bytes and compression ratio are bounded
+    (:mod:`analyzer.limits`), and a wanted member larger than the
+    ``file_bytes`` limit is refused from its header, before it is read.
+    """
+    archive = str(path)
+    max_members = limits.get("tar_members")
+    try:
+        with open(path, "rb") as raw, tarfile.open(
+                fileobj=_Counted(raw, archive), mode="r|") as tar:
+            for count, member in enumerate(tar, 1):
+                if count > max_members:
+                    raise limits.exceeded("tar_members", archive, count, max_members)
+                rel = member_path(member.name, archive)
+                if rel is None or not member.isfile() or not wanted(rel):
+                    continue
+                limits.check("file_bytes", member.size, f"{archive}: {member.name}")
+                fh = tar.extractfile(member)
+                yield rel, fh.read() if fh is not None else b""
+    except (tarfile.TarError, EOFError, lzma.LZMAError, zlib.error) as e:
+        raise InputError(f"{archive}: not a readable tarball ({e})") from None
+    except OSError as e:  # gzip.BadGzipFile, a truncated stream, EIO
+        raise InputError(f"{archive}: not a readable tarball ({e.strerror or e})") from None
+
+
+def from_tarball(path: str | os.PathLike) -> Snapshot:
+    """A kernel tarball's relevant files; a path given twice is refused (which one wins?)."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{path}: no such file")
     from .xztar import read_members  # a multi-block .xz: decompress only the blocks needed
 
-    fast = read_members(str(p), lambda n: r if (r := _strip_top(n)) and is_relevant(r) else None)
+    fast = read_members(
+        str(p), lambda n: r if (r := member_path(n, str(p))) and is_relevant(r) else None)
     if fast is not None:
         snap = Snapshot(str(path), fast)
         snap.require_kernel_tree()
         return snap
     files: dict[str, bytes] = {}
-    try:
-        with tarfile.open(p, mode="r|*") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                rel = _strip_top(member.name)
-                if rel is None or not is_relevant(rel):
-                    continue
-                fh = tar.extractfile(member)
-                if fh is not None:
-                    files[rel] = fh.read()
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise InputError(f"{path}: not a readable tarball ({e})") from None
+    for rel, data in tar_members(p):
+        if rel in files:
+            raise InputError(f"{path}: {rel} appears twice in the archive: refused")
+        files[rel] = data
     snap = Snapshot(str(path), files)
     snap.require_kernel_tree()
     return snap
-
-
-def _strip_top(name: str) -> str | None:
-    name = name.lstrip("./")
-    if ".." in name.split("/"):
-        return None
-    head, sep, rest = name.partition("/")
-    if rest.startswith(("arch/", "include/", "virt/")):
-        return rest
-    return name if name.startswith(("arch/", "include/", "virt/")) else None
 
 
 # --- git ------------------------------------------------------------------
@@ -173,15 +349,63 @@ def open_repo(path: str | os.PathLike):
         raise InputError(f"{path}: not a git repository") from None
 
 
+def git_message(stderr: str) -> str:
+    """The line of git's stderr that says why: the first ``fatal:``/``error:`` one.
+
+    git ends many failures with generic advice ("Please make sure you have
+    the correct access rights and the repository exists."); the cause comes
+    first.
+    """
+    text = stderr.strip()
+    if text.startswith("stderr: '") and text.endswith("'"):  # GitCommandError's wrapping
+        text = text[len("stderr: '"):-1]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:
+        for prefix in ("fatal: ", "error: "):
+            if ln.startswith(prefix):
+                return ln[len(prefix):]
+    return lines[0] if lines else ""
+
+
+def _refusal(repo) -> str | None:
+    """Why git itself refuses this repository (``safe.directory``), if it does."""
+    import git
+
+    try:
+        repo.git.execute(["git", "rev-parse", "--git-dir"], env={**os.environ, **GIT_ENV})
+    except git.GitCommandError as e:
+        return git_message(str(e.stderr)) or f"git exit {e.status}"
+    return None
+
+
+def _revision_error(repo, rev: str, err: Exception) -> InputError:
+    where = repo.working_dir or repo.git_dir
+    why = _refusal(repo)
+    if why is not None:
+        return InputError(f"{where}: git refuses to read this repository: {why} "
+                          "(see 'git help config', safe.directory)")
+    missing = re.search(r"([0-9a-f]{40,64}) missing", str(err))
+    if missing and os.path.exists(os.path.join(repo.git_dir, "shallow")):
+        return InputError(f"{rev}: commit {missing.group(1)[:12]} is not in this shallow clone "
+                          f"of {where} (git fetch --deepen=N or --unshallow)")
+    if missing:
+        return InputError(f"{rev}: object {missing.group(1)[:12]} is missing from {where}")
+    return InputError(f"{rev}: unknown revision in {where}")
+
+
 def resolve_commit(repo, rev: str):
+    """The commit ``rev`` names, its tree loaded (so a missing object fails here)."""
     import git
 
     if rev.startswith("-") or not rev.strip():
         raise InputError(f"{rev!r}: not a revision")
     try:
-        return repo.commit(rev)
-    except (git.BadName, git.BadObject, ValueError, git.GitCommandError):
-        raise InputError(f"{rev}: unknown revision in {repo.working_dir or repo.git_dir}") from None
+        commit = repo.commit(rev)
+        commit.tree  # noqa: B018 - reads the commit object: fails if it is absent
+        return commit
+    except (git.BadName, git.BadObject, ValueError, git.GitCommandError, BrokenPipeError) as e:
+        # BrokenPipeError: git exited before reading (it refuses the repository)
+        raise _revision_error(repo, rev, e) from None
 
 
 def tree_files(tree, wanted=is_relevant) -> dict[str, bytes]:
@@ -194,14 +418,21 @@ def tree_files(tree, wanted=is_relevant) -> dict[str, bytes]:
             continue
         for item in sub:
             if item.type == "blob" and wanted(item.path):
+                limits.check("file_bytes", item.size, f"{item.path} ({item.hexsha[:12]})")
                 files[item.path] = item.data_stream.read()
     return files
 
 
 def from_git(repo_path: str | os.PathLike, rev: str) -> Snapshot:
+    import git
+
     repo = open_repo(repo_path)
     commit = resolve_commit(repo, rev)
-    snap = Snapshot(f"{repo_path}@{rev}", tree_files(commit.tree))
+    try:
+        files = tree_files(commit.tree)
+    except (ValueError, git.GitCommandError, BrokenPipeError) as e:
+        raise _revision_error(repo, rev, e) from None
+    snap = Snapshot(f"{repo_path}@{rev}", files)
     snap.require_kernel_tree()
     return snap
 
@@ -242,31 +473,96 @@ def cache_dir() -> Path:
     return Path(base) / "vpcheck"
 
 
-def from_remote(url: str, ref: str) -> Snapshot:
-    """Fetch ``ref`` of ``url`` into a bare cache repository and read it."""
+@contextlib.contextmanager
+def _locked(directory: Path):
+    """An exclusive ``flock`` on the cache directory itself: one fetch at a time.
+
+    Locking the directory leaves no lock file behind, and the kernel drops
+    the lock when the process dies, so a killed run never blocks the next.
+    Runs fetching different remotes wait for each other too; a fetch is rare
+    next to the analysis that follows it.
+    """
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _cache_repo(path: Path, init: bool = False):
+    """The cache repository at ``path``, every git command pinned to it.
+
+    vpcheck may run from a git hook, where GIT_DIR and friends point at the
+    user's repository: without the pinning, ``git init``/``fetch`` would write
+    there and objects would be read from there.
+    """
     import git
+
+    pinned = {**GIT_ENV, "GIT_DIR": str(path), "GIT_COMMON_DIR": str(path),
+              "GIT_OBJECT_DIRECTORY": str(path / "objects"),
+              "GIT_ALTERNATE_OBJECT_DIRECTORIES": "", "GIT_INDEX_FILE": str(path / "index")}
+    if init:
+        git.Git(str(path)).execute(["git", "init", "--quiet", "--bare", str(path)],
+                                   env={**os.environ, **pinned})
+    repo = git.Repo(path)
+    repo.git.update_environment(**pinned)
+    return repo
+
+
+def _fetch(repo, url: str, ref: str, local: bool) -> None:
+    import git
+
+    allow = ["-c", "protocol.allow=never"]
+    for proto in ("https", "ssh", "git") + (("file",) if local else ()):
+        allow += ["-c", f"protocol.{proto}.allow=always"]
+    cmd = ["git", *allow, "-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60",
+           "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--depth=1", "--",
+           url, f"+{ref}:refs/vpcheck/fetched"]
+    if local:
+        cmd.remove("--depth=1")  # shallow fetch from a local repo needs uploadpack options
+    try:
+        repo.git.execute(cmd)
+    except git.GitCommandError as e:
+        why = git_message(e.stderr if isinstance(e.stderr, str) else "") or f"git exit {e.status}"
+        raise InputError(f"{url}: cannot fetch {ref}: {why}") from None
+
+
+def from_remote(url: str, ref: str) -> Snapshot:
+    """Fetch ``ref`` of ``url`` into a bare cache repository and read it.
+
+    Runs sharing the cache take turns (a lock on the cache directory).
+    A new entry is initialised and fetched in a private directory and renamed
+    into place only once the fetch succeeded, so a failed or interrupted
+    fetch leaves nothing in the cache.
+    """
 
     url, local = check_remote_url(url)
     if not _SAFE_REF.match(ref) or ref.startswith("-") or ".." in ref:
         raise InputError(f"{ref!r}: unsafe ref name")
     key = hashlib.sha1(url.encode()).hexdigest()[:16]
-    path = cache_dir() / "remotes" / f"{key}.git"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    repo = git.Repo(path) if (path / "HEAD").exists() else git.Repo.init(path, bare=True)
-    allow = ["-c", "protocol.allow=never"]
-    for proto in ("https", "ssh", "git") + (("file",) if local else ()):
-        allow += ["-c", f"protocol.{proto}.allow=always"]
-    cmd = ["git", *allow, "fetch", "--quiet", "--no-tags", "--depth=1", "--",
-           url, f"+{ref}:refs/vpcheck/fetched"]
-    if local:
-        cmd.remove("--depth=1")  # shallow fetch from a local repo needs uploadpack options
+    remotes = cache_dir() / "remotes"
     try:
-        repo.git.execute(cmd, env={**os.environ, **GIT_ENV})
-    except git.GitCommandError as e:
-        why = (e.stderr or "").strip().splitlines()
-        raise InputError(f"{url}: cannot fetch {ref}: {why[-1] if why else e}") from None
-    commit = repo.commit("refs/vpcheck/fetched")
-    snap = Snapshot(f"{url}@{ref}", tree_files(commit.tree))
+        remotes.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{remotes}: cannot create the cache: {e.strerror}") from None
+    path = remotes / f"{key}.git"
+    with _locked(remotes):
+        if (path / "HEAD").exists():
+            _fetch(_cache_repo(path), url, ref, local)
+        else:
+            new = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=remotes))
+            try:
+                _fetch(_cache_repo(new, init=True), url, ref, local)
+                shutil.rmtree(path, ignore_errors=True)  # a leftover without HEAD
+                os.rename(new, path)
+            finally:
+                shutil.rmtree(new, ignore_errors=True)
+        repo = _cache_repo(path)
+        commit = resolve_commit(repo, "refs/vpcheck/fetched")
+        snap = Snapshot(f"{url}@{ref}", tree_files(commit.tree))
     snap.require_kernel_tree()
     return snap
 
@@ -279,7 +575,6 @@ def load(path: str | None, rev: str | None = None, remote: str | None = None,
     if rev is not None:
         return from_git(path or ".", rev)
     path = path or "."
-    if os.path.isfile(path) or looks_like_tarball(path):
+    if not os.path.isdir(path) and (os.path.isfile(path) or looks_like_tarball(path)):
         return from_tarball(path)
     return from_directory(path)
-

@@ -1,15 +1,25 @@
-"""Bad input never escapes as a traceback: random bytes as patches, random C as sources."""
+"""Bad input never escapes as a traceback: random bytes as patches, random C as sources.
+
+Two layers: quick Hypothesis properties here, and the corpus the coverage-guided
+atheris harnesses (``benchmarks/fuzz_<target>.py``) kept under
+``tests/data/fuzz/``, replayed through the same targets (``tests/fuzz_targets.py``).
+"""
 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analyzer import checks, facts, patches, ruleset
 from analyzer.errors import InputError
 from analyzer.source import Snapshot
+
+from .conftest import run_cli
+from .fuzz_targets import CORPUS, TARGETS
 
 MAIL = (b"From 1234 Mon Sep 17 00:00:00 2001\nSubject: [PATCH 1/1] x\n\n---\n"
         b"diff --git a/arch/powerpc/kvm/a.c b/arch/powerpc/kvm/a.c\n--- a/arch/powerpc/kvm/a.c\n"
@@ -49,3 +59,53 @@ def test_random_c_never_crashes_the_rules(src: str) -> None:
     rules = ruleset.load_rules()
     for f in checks.run(rules, facts.extract(snap, ruleset.tokens(rules))):
         assert f.rule in {r.id for r in rules}
+
+
+# --- the coverage-guided corpus (benchmarks/fuzz_<target>.py), replayed --------------
+
+CRASHES = CORPUS / "crashes"
+# Who fixes a recorded crash, by the module of its innermost analyzer frame.
+OWNERS = {"ceval": "engine", "model": "engine", "facts": "engine", "checks": "engine",
+          "guards": "engine", "paths": "engine", "modelchecks": "engine",
+          "domainchecks": "engine", "occupancy": "engine", "cparse": "engine",
+          "defines": "engine", "patches": "presubmit", "series": "presubmit"}
+
+
+def _inputs(target: str) -> list[Path]:
+    return sorted(p for p in (CORPUS / target).glob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_fuzz_corpus_replays_cleanly(target: str) -> None:
+    """Every kept input either works or is refused with one line; never anything else."""
+    inputs = _inputs(target)
+    assert inputs, f"empty corpus: run benchmarks/fuzz_{target}.py"
+    for p in inputs:
+        try:
+            TARGETS[target](p.read_bytes())
+        except Exception as e:
+            raise AssertionError(f"{p.relative_to(CORPUS)}: {type(e).__name__}: {e}") from e
+
+
+def test_tarball_corpus_through_the_command_line(tmp_path: Path) -> None:
+    """The tarball corpus as `vpcheck check T.tar`: exit 0, 1 or 2 and at most one line."""
+    for p in _inputs("tarball"):
+        tb = tmp_path / "linux.tar"
+        tb.write_bytes(p.read_bytes())
+        rc, _, err = run_cli("check", str(tb), "--rule", "xive-raw-vp-base")
+        assert rc in (0, 1, 2), (p.name, rc, err)
+        assert err.count("\n") <= 1 and "Traceback" not in err, (p.name, err)
+
+
+def _crash_cases():
+    for p in sorted(CRASHES.glob("*-*-*.bin")):
+        target, _, sig = p.stem.partition("-")
+        module = sig.rpartition("-")[2].rpartition("_")[0]
+        owner = OWNERS.get(module, module)
+        yield pytest.param(target, p, id=p.stem, marks=pytest.mark.xfail(
+            strict=True, reason=f"crash in analyzer/{module}.py, fixed by {owner}"))
+
+
+@pytest.mark.parametrize("target,path", list(_crash_cases()))
+def test_recorded_crash(target: str, path: Path) -> None:
+    TARGETS[target](path.read_bytes())
