@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(shutil.which("xz") is None, reason="xz not insta
 
 
 def _select(name: str) -> str | None:
-    rel = source._strip_top(name)
+    rel = source.member_path(name, "T")
     return rel if rel and source.is_relevant(rel) else None
 
 
