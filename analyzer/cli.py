@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the guest's core stride, kvm->arch.emul_smt_mode")
     m.add_argument("--threads", type=_positive, default=1, help="guest threads per core")
     m.add_argument("--vcpus", type=_positive, help="number of vCPUs (default: NR_CPUS)")
-    m.add_argument("--threads-per-subcore", type=int, choices=(1, 2, 4, 8), default=4)
+    m.add_argument("--threads-per-subcore", type=int, choices=(1, 2, 4, 8), default=None,
+                   help="threads per subcore of the host (default: the profile's)")
     m.add_argument("--format", choices=("text", "json"), default="text")
     m.add_argument("--svg", metavar="FILE", help="also write the occupancy picture")
     m.set_defaults(func=cmd_model)
@@ -181,16 +182,29 @@ def bundled_example() -> str:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    from . import facts, model, occupancy, ruleset, source
+    from dataclasses import replace
+
+    from . import facts, model, occupancy, profile, roles, source
+    from .errors import InputError, ModelLimit
 
     if args.threads > args.stride:
         raise SystemExit(_fail(f"model: --threads {args.threads} exceeds --stride {args.stride}"))
     tree_path = args.tree or (None if args.rev else bundled_example())
     snap = source.load(tree_path, rev=args.rev)
-    (rule,) = ruleset.select(["pack-table"])
-    t = model.tree(facts.extract(snap))
-    cfg = model.Config(args.nr_cpus, args.stride, args.threads, args.threads_per_subcore)
-    m = occupancy.mapping(t, rule.params["function"], cfg, args.vcpus or args.nr_cpus)
+    prof = profile.load()
+    if args.threads_per_subcore is not None:
+        env = {**dict(prof.env), "threads_per_subcore": args.threads_per_subcore}
+        prof = replace(prof, env=tuple(sorted(env.items())))
+    fx = facts.extract(snap, profile=prof)
+    t = model.tree(fx, prof)
+    pack = roles.find(fx, prof).pack
+    if pack is None:
+        raise InputError("model: the packing function is not in this tree (a tree before packing?)")
+    cfg = model.Config(args.nr_cpus, args.stride, args.threads, prof)
+    try:
+        m = occupancy.mapping(t, pack, cfg, args.vcpus or args.nr_cpus)
+    except ModelLimit as e:
+        raise InputError(f"model: cannot evaluate {e.function or pack}(): {e}") from None
     if args.svg:
         try:
             with open(args.svg, "w", encoding="utf-8") as fh:

@@ -16,18 +16,21 @@ from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
 
 C = Language(tree_sitter_c.language())
 
-# Kernel annotations tree-sitter-c does not know. Blanking them with the same
-# number of spaces keeps every byte offset and line number unchanged and turns
-# most ERROR nodes back into ordinary declarations.
-_ANNOTATIONS = re.compile(
-    rb"\b(?:__user|__iomem|__rcu|__percpu|__force|__bitwise|__must_check|__init|__exit"
-    rb"|__read_mostly|__always_inline|noinline|__maybe_unused|__cold|__ro_after_init"
-    rb"|__noreturn|__always_unused)\b"
-)
+# Kernel annotations tree-sitter-c does not know (the profile lists them).
+# Blanking them with the same number of spaces keeps every byte offset and
+# line number unchanged and turns most ERROR nodes back into ordinary declarations.
+
+
+@functools.cache
+def _annotations() -> re.Pattern[bytes]:
+    from . import profile
+
+    words = profile.load().annotations or ("__vpcheck_none__",)
+    return re.compile(rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in words) + rb")\b")
 
 
 def blank_annotations(src: bytes) -> bytes:
-    return _ANNOTATIONS.sub(lambda m: b" " * len(m.group(0)), src)
+    return _annotations().sub(lambda m: b" " * len(m.group(0)), src)
 
 
 def blob_id(data: bytes) -> str:
@@ -40,9 +43,10 @@ def _parse_cached(key: str, data: bytes) -> Tree:
     return Parser(C).parse(blank_annotations(data))
 
 
-def parse(data: bytes) -> Tree:
-    """Parse C bytes (cached by blob id)."""
-    return _parse_cached(blob_id(data), data)
+def parse(data: bytes, blob: str | None = None) -> Tree:
+    """Parse C bytes (cached by blob id; pass ``blob`` when it is known: hashing a
+    large file for every lookup is what made big files quadratic)."""
+    return _parse_cached(blob or blob_id(data), data)
 
 
 @functools.cache

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -19,12 +18,11 @@ from tree_sitter import Node
 from . import cparse
 from .source import Snapshot, check_utf8
 
-# By default a file is parsed when it holds one of these; the rules that run
-# narrow it down (each rule file lists the tokens its facts can come from).
-TOKENS = (
-    b"vp_base", b"vcores", b"pack_vcpu_id", b"KVM_MAX_VCPU", b"KVM_MAX_VCORES",
-    b"MAX_SMT_THREADS", b"nr_servers", b"smt_mode", b"NR_CPUS",
-)
+
+def _default_tokens() -> tuple[bytes, ...]:
+    from . import profile
+
+    return tuple(t.encode() for t in profile.tokens(profile.load()))
 
 
 @dataclass(frozen=True)
@@ -47,6 +45,7 @@ class Function:
     params: tuple[str, ...]
     start_byte: int
     end_byte: int
+    conds: tuple[tuple[str, bool], ...] = ()  # the #if conditions around it, as Define's
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,6 @@ class FileFacts:
 class Facts:
     snapshot: Snapshot
     files: Mapping[str, FileFacts]
-    seconds: float = 0.0
     defines: Mapping[str, Define] = field(default_factory=dict)
     functions: Mapping[str, Function] = field(default_factory=dict)
 
@@ -148,24 +146,61 @@ class Facts:
         return sum(ff.errors for ff in self.files.values())
 
 
-def extract(snapshot: Snapshot, tokens: Iterable[bytes] = TOKENS) -> Facts:
-    """Facts of every file; only files holding one of ``tokens`` are parsed."""
-    t0 = time.perf_counter()
-    tokens = tuple(tokens)
+@dataclass(frozen=True)
+class Fields:
+    """The field names the extractors look for (from the kernel profile)."""
+
+    vp_base: str
+    table: str
+
+    @staticmethod
+    def of(profile) -> Fields:
+        return Fields(profile.fields["vp_base"], profile.fields["table"])
+
+
+def extract(snapshot: Snapshot, tokens: Iterable[bytes] | None = None,
+            profile=None) -> Facts:
+    """Facts of every file; only files holding one of ``tokens`` are parsed.
+    ``profile`` (default: the shipped one) names the fields to look for."""
+    from . import profile as profile_mod
+
+    prof = profile or profile_mod.load()
+    fields = Fields.of(prof)
+    tokens = tuple(tokens) if tokens is not None else _default_tokens()
     files = {}
     for path, data in snapshot.files.items():
         check_utf8(path, data)
         if any(tok in data for tok in tokens):
-            files[path] = extract_file(path, data)
+            files[path] = extract_file(path, data, fields)
+    words = _words(tuple(snapshot.files[p] for p in files))
+    for path, data in snapshot.files.items():
+        if path in files:
+            continue
+        if path.endswith(".h") and _defines_used(data, words):
+            files[path] = extract_file(path, data, fields)
         else:
             files[path] = FileFacts(path, cparse.blob_id(data), parsed=False, errors=0)
-    return Facts(snapshot, files, time.perf_counter() - t0)
+    return Facts(snapshot, files)
+
+
+def _words(datas: tuple[bytes, ...]) -> frozenset[bytes]:
+    return frozenset(w for d in datas for w in _WORD.findall(d))
+
+
+_WORD = re.compile(rb"[A-Za-z_]\w*")
+_DEFINE = re.compile(rb"^\s*#\s*define\s+(\w+)", re.M)
+
+
+def _defines_used(data: bytes, words: frozenset[bytes]) -> bool:
+    """A header that defines a macro the parsed files use (``MAX_SMT_THREADS``)."""
+    return any(name in words for name in _DEFINE.findall(data))
 
 
 @functools.lru_cache(maxsize=1024)
-def _extract_cached(path: str, blob: str, data: bytes) -> FileFacts:
-    tree = cparse.parse(data)
+def _extract_cached(path: str, blob: str, data: bytes, fields: Fields) -> FileFacts:
+    tree = cparse.parse(data, blob)
     root = tree.root_node
+    vp = fields.vp_base.encode() in data
     return FileFacts(
         path=path,
         blob=blob,
@@ -174,9 +209,10 @@ def _extract_cached(path: str, blob: str, data: bytes) -> FileFacts:
         includes=_includes(root),
         defines=_defines(path, root),
         functions=_functions(path, root),
-        vp_additions=_vp_additions(path, root) if b"vp_base" in data else (),
-        vp_helpers=_vp_helpers(path, root) if b"vp_base" in data else (),
-        subscripts=_subscripts(path, root) if b"vcores" in data else (),
+        vp_additions=_vp_additions(path, root, fields.vp_base) if vp else (),
+        vp_helpers=_vp_helpers(path, root, fields.vp_base) if vp else (),
+        subscripts=_subscripts(path, root, fields.table)
+        if fields.table.encode() in data else (),
     )
 
 
@@ -186,8 +222,12 @@ def calls(path: str, data: bytes) -> tuple[Call, ...]:
     return _calls(path, cparse.parse(data).root_node)
 
 
-def extract_file(path: str, data: bytes) -> FileFacts:
-    return _extract_cached(path, cparse.blob_id(data), data)
+def extract_file(path: str, data: bytes, fields: Fields | None = None) -> FileFacts:
+    if fields is None:
+        from . import profile
+
+        fields = Fields.of(profile.load())
+    return _extract_cached(path, cparse.blob_id(data), data, fields)
 
 
 # --- extractors -----------------------------------------------------------
@@ -286,7 +326,7 @@ def _functions(path: str, root: Node) -> tuple[Function, ...]:
         name = cparse.function_name(fn)
         if name:
             out.append(Function(name, path, _line(fn), fn.end_point.row + 1, _params(fn),
-                                fn.start_byte, fn.end_byte))
+                                fn.start_byte, fn.end_byte, _pp_conds(fn)))
     return tuple(out)
 
 
@@ -300,12 +340,12 @@ def _calls(path: str, root: Node) -> tuple[Call, ...]:
     return tuple(out)
 
 
-def is_vp_base(node: Node) -> bool:
+def is_field(node: Node, name: str) -> bool:
     node = cparse.strip_parens(node)
     if node.type != "field_expression":
         return False
     f = node.child_by_field_name("field")
-    return f is not None and cparse.text(f) == "vp_base"
+    return f is not None and cparse.text(f) == name
 
 
 def _additive_chain(node: Node) -> Node:
@@ -326,12 +366,12 @@ def _terms(node: Node) -> list[Node]:
     return [node]
 
 
-def _vp_additions(path: str, root: Node) -> tuple[VpAddition, ...]:
+def _vp_additions(path: str, root: Node, fld: str) -> tuple[VpAddition, ...]:
     out = []
     seen: set[int] = set()
     for add in cparse.captures(Q_ADD, root).get("add", []):
         terms = _terms(add)
-        base = [t for t in terms if is_vp_base(t)]
+        base = [t for t in terms if is_field(t, fld)]
         if len(base) != 1 or len(terms) < 2:
             continue
         chain = _additive_chain(add)
@@ -347,7 +387,7 @@ def _vp_additions(path: str, root: Node) -> tuple[VpAddition, ...]:
     return tuple(out)
 
 
-def _vp_helpers(path: str, root: Node) -> tuple[VpHelper, ...]:
+def _vp_helpers(path: str, root: Node, fld: str) -> tuple[VpHelper, ...]:
     """Functions that map (object, server) to a VP id: every return is
     ``P->vp_base + f(S)`` with P and S parameters (the RFC's ``xive_vp``,
     later ``kvmppc_xive_vp``). Ordinary functions that happen to return a
@@ -357,20 +397,20 @@ def _vp_helpers(path: str, root: Node) -> tuple[VpHelper, ...]:
         params = _params(fn)
         rets = [r for r in cparse.captures(Q_RETURN, fn).get("ret", [])
                 if cparse.enclosing_function(r) == fn]
-        shapes = {_helper_shape(r, params) for r in rets}
+        shapes = {_helper_shape(r, params, fld) for r in rets}
         if len(shapes) == 1 and None not in shapes:
             obj, server = shapes.pop()
             out.append(VpHelper(cparse.function_name(fn), path, _line(fn), obj, server))
     return tuple(out)
 
 
-def _helper_shape(ret: Node, params: tuple[str, ...]) -> tuple[int, int] | None:
+def _helper_shape(ret: Node, params: tuple[str, ...], fld: str) -> tuple[int, int] | None:
     """(object param, server param) if ``ret`` returns ``P->vp_base + f(S)``."""
     if not ret.named_children:
         return None
     expr = cparse.strip_parens(ret.named_children[0])
     terms = _terms(expr) if expr.type == "binary_expression" else []
-    base = [t for t in terms if is_vp_base(t)]
+    base = [t for t in terms if is_field(t, fld)]
     if len(terms) < 2 or len(base) != 1:
         return None
     obj = cparse.text(cparse.strip_parens(base[0]).child_by_field_name("argument"))
@@ -385,12 +425,12 @@ def _mentions(text: str, name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}\b", text) is not None
 
 
-def _subscripts(path: str, root: Node) -> tuple[Subscript, ...]:
+def _subscripts(path: str, root: Node, fld: str) -> tuple[Subscript, ...]:
     out = []
     for m in cparse.matches(Q_SUBSCRIPT, root):
         arr = cparse.strip_parens(m["array"][0])
         name = arr.child_by_field_name("field") if arr.type == "field_expression" else arr
-        if name is None or cparse.text(name) != "vcores":
+        if name is None or cparse.text(name) != fld:
             continue
         sub = m["sub"][0]
         parent = sub.parent

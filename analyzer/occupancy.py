@@ -60,7 +60,7 @@ def mapping(t: model.Tree, function: str, config: model.Config, vcpus: int) -> M
 
         raise InputError(f"{function}() is not in this tree (a tree before packing?)")
     pack = t.compiled(function)
-    size = t.macro("KVM_MAX_VCPUS", config)
+    size = t.macro(t.profile.count, config)
     entries = []
     for vid in model.layout(config.stride, config.threads, vcpus):
         r = pack(0, vid, env=config.env())
@@ -71,8 +71,9 @@ def mapping(t: model.Tree, function: str, config: model.Config, vcpus: int) -> M
 
 def render_text(m: Mapping) -> str:
     c = m.config
+    p = c.profile
     out = [f"{m.function}() from {m.path}",
-           f"config: NR_CPUS={c.nr_cpus} (KVM_MAX_VCPUS={m.size}), emul_smt_mode={c.stride}, "
+           f"config: {p.nr_cpus}={c.nr_cpus} ({p.count}={m.size}), {p.stride}={c.stride}, "
            f"{c.threads} thread{'s' if c.threads > 1 else ''} per core, {m.vcpus} vCPUs", "",
            "     id  packed"]
     for e in m.entries:
@@ -100,7 +101,7 @@ def render_text(m: Mapping) -> str:
 
 
 def render_json(m: Mapping) -> str:
-    doc = {"config": {**m.config.as_dict(), "vcpus": m.vcpus, "KVM_MAX_VCPUS": m.size},
+    doc = {"config": {**m.config.as_dict(), "vcpus": m.vcpus, m.config.profile.count: m.size},
            "function": m.function, "path": m.path,
            "mapping": [{"id": e.id, "packed": e.packed, "events": list(e.events)}
                        for e in m.entries],
@@ -118,7 +119,8 @@ def render_svg(m: Mapping) -> str:
     rows = top // ROW + 1
     w, h = pad * 2 + ROW * cell, pad * 3 + rows * cell
     c = m.config
-    title = (f"{m.function}: NR_CPUS={c.nr_cpus}, stride {c.stride}, {c.threads} threads/core, "
+    title = (f"{m.function}: {c.profile.nr_cpus}={c.nr_cpus}, stride {c.stride}, "
+             f"{c.threads} threads/core, "
              f"{m.vcpus} vCPUs")
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
            f'font-family="monospace" font-size="12">',
