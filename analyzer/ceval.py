@@ -362,6 +362,9 @@ _PRINTERS = {"printk", "trace_printk", "no_printk", "pr_cont"}
 _WARNS = ("WARN_ON", "WARN_ON_ONCE", "WARN", "WARN_ONCE")
 
 
+MAX_DEPTH = 200  # nesting of expressions and statements compiled; deeper is undecided
+
+
 class _Compiler:
     def __init__(self, program: Program, name: str, rtype: Type) -> None:
         self.program = program
@@ -370,6 +373,12 @@ class _Compiler:
         self.scopes: list[dict[str, tuple]] = []
         self.nslots = 0
         self.expanding: set[str] = set()
+        self.depth = 0
+
+    def _enter(self, n: Node) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise Unsupported(f"code nested deeper than {MAX_DEPTH} levels", _line(n))
 
     # --- names --------------------------------------------------------------
 
@@ -388,6 +397,15 @@ class _Compiler:
     # --- expressions ----------------------------------------------------------
 
     def expr(self, n: Node) -> _E:
+        """Compile an expression; the depth is bounded (1,000 nested parentheses or a
+        900-term sum are undecided, not a RecursionError)."""
+        self._enter(n)
+        try:
+            return self._expr(n)
+        finally:
+            self.depth -= 1
+
+    def _expr(self, n: Node) -> _E:
         t = n.type
         line = _line(n)
         if t == "parenthesized_expression":
@@ -822,6 +840,13 @@ class _Compiler:
     # never returns and its result is ignored. ----------------------------------------
 
     def stmt(self, n: Node) -> _S | None:
+        self._enter(n)
+        try:
+            return self._stmt(n)
+        finally:
+            self.depth -= 1
+
+    def _stmt(self, n: Node) -> _S | None:
         t = n.type
         line = _line(n)
         if n.is_missing or n.is_error:
@@ -1122,6 +1147,16 @@ def _signature(fn: Node) -> tuple[Type, list[tuple[str, Type]]]:
     return rtype, params
 
 
+def _first_error_line(fn: Node) -> int:
+    stack = [fn]
+    while stack:
+        n = stack.pop()
+        if n.is_error or n.is_missing:
+            return _line(n)
+        stack.extend(c for c in n.children if c.has_error or c.is_missing)
+    return _line(fn)
+
+
 def compile_function(program: Program, name: str) -> Compiled:
     """``fn(*args, env=Mapping[str, int]) -> Result``, compiled once per program and name.
 
@@ -1135,6 +1170,11 @@ def compile_function(program: Program, name: str) -> Compiled:
     if isinstance(got, Unsupported):
         raise got
     fn, _ = program.functions[name]
+    if fn.has_error:
+        err = Unsupported("syntax error", _first_error_line(fn))
+        err.function = name
+        cache[name] = err
+        raise err
     outermost = "__compiling" not in cache
     if outermost:
         cache["__compiling"] = []
@@ -1162,13 +1202,6 @@ def compile_function(program: Program, name: str) -> Compiled:
         cache["__compiling"].clear()
         cache[name] = e
         raise
-    except (AttributeError, TypeError, IndexError, ValueError) as e:  # malformed tree
-        for n in cache["__compiling"]:
-            cache.pop(n, None)
-        cache["__compiling"].clear()
-        err = Unsupported(f"malformed {fn.type} ({type(e).__name__})", _line(fn))
-        err.function = name
-        raise err from e
     finally:
         if outermost:
             cache.pop("__compiling", None)

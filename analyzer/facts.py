@@ -361,9 +361,14 @@ def _additive_chain(node: Node) -> Node:
 
 
 def _terms(node: Node) -> list[Node]:
-    if node.type == "binary_expression" and node.child_by_field_name("operator").type == "+":
-        return _terms(node.child_by_field_name("left")) + [node.child_by_field_name("right")]
-    return [node]
+    """Terms of a left-nested ``+`` chain, iteratively (a 900-term sum is no recursion)."""
+    out = []
+    while node.type == "binary_expression" and \
+            node.child_by_field_name("operator").type == "+":
+        out.append(node.child_by_field_name("right"))
+        node = node.child_by_field_name("left")
+    out.append(node)
+    return out[::-1]
 
 
 def _vp_additions(path: str, root: Node, fld: str) -> tuple[VpAddition, ...]:
