@@ -1170,11 +1170,6 @@ def compile_function(program: Program, name: str) -> Compiled:
     if isinstance(got, Unsupported):
         raise got
     fn, _ = program.functions[name]
-    if fn.has_error:
-        err = Unsupported("syntax error", _first_error_line(fn))
-        err.function = name
-        cache[name] = err
-        raise err
     outermost = "__compiling" not in cache
     if outermost:
         cache["__compiling"] = []
@@ -1202,6 +1197,16 @@ def compile_function(program: Program, name: str) -> Compiled:
         cache["__compiling"].clear()
         cache[name] = e
         raise
+    except (AttributeError, TypeError, IndexError, ValueError):
+        if not fn.has_error:
+            raise  # a bug of the evaluator: it must surface, not become a finding
+        for n in cache["__compiling"]:
+            cache.pop(n, None)
+        cache["__compiling"].clear()
+        err = Unsupported("syntax error", _first_error_line(fn))
+        err.function = name
+        cache[name] = err
+        raise err from None
     finally:
         if outermost:
             cache.pop("__compiling", None)
