@@ -37,6 +37,18 @@ class Define:
 
 
 @dataclass(frozen=True)
+class Macro:
+    """A function-like ``#define NAME(PARAMS) BODY``."""
+
+    name: str
+    params: tuple[str, ...]
+    body: str
+    path: str
+    line: int
+    conds: tuple[tuple[str, bool], ...] = ()
+
+
+@dataclass(frozen=True)
 class Function:
     name: str
     path: str
@@ -71,6 +83,7 @@ class VpAddition:
     obj: str  # X, as written
     offset: str  # E, as written (the other terms of the chain, in order)
     expr: str  # the chain, as written
+    conds: tuple[tuple[str, bool], ...] = ()  # the #if conditions around it
 
 
 @dataclass(frozen=True)
@@ -105,16 +118,40 @@ class FileFacts:
     errors: int
     includes: tuple[str, ...] = ()
     defines: tuple[Define, ...] = ()
+    macros: tuple[Macro, ...] = ()
     functions: tuple[Function, ...] = ()
     vp_additions: tuple[VpAddition, ...] = ()
     vp_helpers: tuple[VpHelper, ...] = ()
     subscripts: tuple[Subscript, ...] = ()
 
 
+@dataclass(frozen=True)
+class Fields:
+    """The field names the extractors look for (from the kernel profile)."""
+
+    vp_base: str
+    table: str
+
+    @staticmethod
+    def of(profile, snapshot: Snapshot | None = None) -> Fields:
+        """The profile's fields; the VP base is the field the VP block allocation is
+        stored in when the snapshot has one (so renaming the field changes nothing)."""
+        vp = profile.fields["vp_base"]
+        if snapshot is not None and profile.vp_block_alloc:
+            alloc = "|".join(re.escape(a) for a in profile.vp_block_alloc).encode()
+            pat = re.compile(rb"->\s*(\w+)\s*=\s*(?:" + alloc + rb")\s*\(")
+            for path in sorted(snapshot.files):
+                if path.endswith(".c") and (m := pat.search(snapshot.files[path])):
+                    vp = m.group(1).decode()
+                    break
+        return Fields(vp, profile.fields["table"])
+
+
 @dataclass(frozen=True, eq=False)  # identity: one Facts per snapshot, cached by the model
 class Facts:
     snapshot: Snapshot
     files: Mapping[str, FileFacts]
+    fields: Fields | None = None  # the field names the extractors used
     defines: Mapping[str, Define] = field(default_factory=dict)
     functions: Mapping[str, Function] = field(default_factory=dict)
 
@@ -146,18 +183,6 @@ class Facts:
         return sum(ff.errors for ff in self.files.values())
 
 
-@dataclass(frozen=True)
-class Fields:
-    """The field names the extractors look for (from the kernel profile)."""
-
-    vp_base: str
-    table: str
-
-    @staticmethod
-    def of(profile) -> Fields:
-        return Fields(profile.fields["vp_base"], profile.fields["table"])
-
-
 def extract(snapshot: Snapshot, tokens: Iterable[bytes] | None = None,
             profile=None) -> Facts:
     """Facts of every file; only files holding one of ``tokens`` are parsed.
@@ -165,8 +190,9 @@ def extract(snapshot: Snapshot, tokens: Iterable[bytes] | None = None,
     from . import profile as profile_mod
 
     prof = profile or profile_mod.load()
-    fields = Fields.of(prof)
-    tokens = tuple(tokens) if tokens is not None else _default_tokens()
+    fields = Fields.of(prof, snapshot)
+    tokens = (tuple(tokens) if tokens is not None else _default_tokens()) + (
+        fields.vp_base.encode(),)
     files = {}
     for path, data in snapshot.files.items():
         check_utf8(path, data)
@@ -180,7 +206,7 @@ def extract(snapshot: Snapshot, tokens: Iterable[bytes] | None = None,
             files[path] = extract_file(path, data, fields)
         else:
             files[path] = FileFacts(path, cparse.blob_id(data), parsed=False, errors=0)
-    return Facts(snapshot, files)
+    return Facts(snapshot, files, fields)
 
 
 def _words(datas: tuple[bytes, ...]) -> frozenset[bytes]:
@@ -208,6 +234,7 @@ def _extract_cached(path: str, blob: str, data: bytes, fields: Fields) -> FileFa
         errors=cparse.count_errors(tree),
         includes=_includes(root),
         defines=_defines(path, root),
+        macros=_macros(path, root),
         functions=_functions(path, root),
         vp_additions=_vp_additions(path, root, fields.vp_base) if vp else (),
         vp_helpers=_vp_helpers(path, root, fields.vp_base) if vp else (),
@@ -266,6 +293,21 @@ def _defines(path: str, root: Node) -> tuple[Define, ...]:
         value = cparse.text(m["value"][0]).replace("\\\n", " ").strip() if "value" in m else ""
         value = _strip_comments(value)
         out.append(Define(name, value, path, _line(m["def"][0]), _pp_conds(m["def"][0])))
+    return tuple(out)
+
+
+Q_MACRO = ("(preproc_function_def name: (identifier) @name parameters: (preproc_params) @params"
+           " value: (preproc_arg)? @value) @def")
+
+
+def _macros(path: str, root: Node) -> tuple[Macro, ...]:
+    out = []
+    for m in cparse.matches(Q_MACRO, root):
+        params = tuple(cparse.text(p) for p in m["params"][0].named_children
+                       if p.type == "identifier")
+        body = cparse.text(m["value"][0]).replace("\\\n", " ") if "value" in m else ""
+        out.append(Macro(cparse.text(m["name"][0]), params, _strip_comments(body), path,
+                         _line(m["def"][0]), _pp_conds(m["def"][0])))
     return tuple(out)
 
 
@@ -388,7 +430,8 @@ def _vp_additions(path: str, root: Node, fld: str) -> tuple[VpAddition, ...]:
         obj = cparse.strip_parens(vp).child_by_field_name("argument")
         offset = " + ".join(cparse.text(t) for t in terms if t != vp)
         out.append(VpAddition(path, _line(chain), _col(chain), _fname(chain), chain.start_byte,
-                              chain.end_byte, cparse.text(obj), offset, cparse.text(chain)))
+                              chain.end_byte, cparse.text(obj), offset, cparse.text(chain),
+                              _pp_conds(chain)))
     return tuple(out)
 
 

@@ -34,7 +34,8 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
                "stride": (str, True), "nr_cpus_values": (list, True), "strides": (list, True),
                "nr_servers_min": (int, True), "nr_servers_max": (str, True)},
     "config.variant": {"guard": (str, True)},
-    "runtime": {"sanitizers": (list, False), "succeed": (list, False)},
+    "runtime": {"sanitizers": (list, False), "succeed": (list, False),
+                "vp_block_alloc": (list, False)},
 }
 ENTRY = {"function": (str, True), "what": (str, True), "id_param": (int, False),
          "id_field": (str, False), "bounded_by_id_space": (bool, False)}
@@ -75,6 +76,7 @@ class Profile:
     entries: tuple[Entry, ...]
     sanitizers: frozenset[str] = field(default_factory=frozenset)
     succeed: frozenset[str] = field(default_factory=frozenset)  # runtime calls: any ID works
+    vp_block_alloc: tuple[str, ...] = ()  # runtime calls allocating the VP block
 
     def __hash__(self) -> int:
         return hash((self.name, self.source))
@@ -159,7 +161,8 @@ def parse(source: str, data: bytes) -> Profile:
         nr_servers_max=cfg["nr_servers_max"], env=tuple(sorted(env.items())),
         variant_guard=variant["guard"], entries=_entries(source, raw.get("entries", [])),
         sanitizers=frozenset(runtime.get("sanitizers", ())),
-        succeed=frozenset(runtime.get("succeed", ())))
+        succeed=frozenset(runtime.get("succeed", ())),
+        vp_block_alloc=tuple(runtime.get("vp_block_alloc", ())))
 
 
 @functools.cache
@@ -180,5 +183,5 @@ def tokens(p: Profile) -> tuple[str, ...]:
     """Names whose presence makes a file worth parsing: everything the profile names."""
     names = {e.function for e in p.entries} | set(p.id_space) | {p.count, p.table_size}
     names |= set(p.fields.values()) | {p.nr_cpus, p.stride}
-    names |= {e.id_field for e in p.entries if e.id_field}
+    names |= {e.id_field for e in p.entries if e.id_field} | set(p.vp_block_alloc)
     return tuple(sorted(names))

@@ -49,7 +49,12 @@ class Roles:
 def find(facts: Facts, prof) -> Roles:
     helpers = tuple(sorted({h.name for h in facts.all("vp_helpers")}))
     return Roles(_pack(facts) or _folding(facts, prof.count), helpers,
-                 _allocation(facts, prof.fields["vp_base"], prof))
+                 _allocation(facts, vp_field(facts, prof), prof))
+
+
+def vp_field(facts: Facts, prof) -> str:
+    """The VP base field of this snapshot (the allocation's target, else the profile's)."""
+    return facts.fields.vp_base if facts.fields is not None else prof.fields["vp_base"]
 
 
 def _root(facts: Facts, path: str):
@@ -135,7 +140,7 @@ def _allocation(facts: Facts, vp_field: str, prof) -> Allocation | None:
             name = cparse.text(call.child_by_field_name("function"))
             args = [a for a in call.child_by_field_name("arguments").named_children
                     if a.type != "comment"]
-            if name in defined or len(args) != 1:
+            if len(args) != 1 or (name in defined and name not in prof.vp_block_alloc):
                 continue
             fn = cparse.enclosing_function(call)
             return Allocation(" ".join(cparse.text(args[0]).split()), path,

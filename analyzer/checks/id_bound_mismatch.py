@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import cparse, paths
+from .. import roles as roles_mod
 from ..facts import Facts
 from ..findings import Finding
 from ._common import configs, entries, found_roles, record, tree
@@ -52,7 +53,8 @@ def _disagreements(rule, facts: Facts) -> Iterator[Finding]:
 def _first_refused(rule, t, cp, routes):
     prof = rule.profile
     for cfg in configs(rule, t):
-        extra = {prof.fields["nr_servers"]: t.macro(prof.count, cfg), prof.fields["vp_base"]: 0}
+        extra = {prof.fields["nr_servers"]: t.macro(prof.count, cfg),
+                 roles_mod.vp_field(t.facts, prof): 0}
         for vid in range(t.id_space(cfg)):
             slot = cp.slot(cfg, vid)
             if not slot.admitted or slot.events:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 
-from ..facts import Facts, VpAddition, VpHelper
+from .. import cparse, defines, roles
+from ..facts import Facts, Macro, VpAddition, VpHelper, is_field
 from ..findings import Finding
 from ..fixes import replacement_diff
 from .registry import check
@@ -33,13 +34,19 @@ def _fix_args(helper: VpHelper, add: VpAddition) -> str | None:
 
 @check("raw_vp_base")
 def raw_vp_base(rule, facts: Facts) -> Iterator[Finding]:
-    helpers = list(facts.all("vp_helpers"))
+    prof = rule.profile
+    fld = roles.vp_field(facts, prof)
+    macro_helpers, raw_macros = _vp_macros(facts, fld)
+    helpers = list(facts.all("vp_helpers")) + macro_helpers
     if not helpers:
         return
-    names = {h.name for h in helpers}
-    for add in facts.all("vp_additions"):
+    names = {h.name for h in helpers} | {m.name for m in raw_macros}
+    additions = list(facts.all("vp_additions")) + list(_macro_uses(facts, raw_macros))
+    for add in sorted(additions, key=lambda a: (a.path, a.start_byte)):
         if add.function in names:
             continue
+        if not defines.active(add.conds, prof.kconfig, prof.arch_defined):
+            continue  # under #if 0 or a branch the profile's build leaves out
         visible = _visible_helper(helpers, facts, add.path)
         helper = visible or helpers[0]
         args = _fix_args(helper, add)
@@ -53,3 +60,58 @@ def raw_vp_base(rule, facts: Facts) -> Iterator[Finding]:
             message += f" (defined in {helper.path}, not visible here)"
         yield Finding(rule.id, rule.severity, add.path, add.line, add.column, add.function,
                       message, key=add.expr, fix=fix)
+
+
+def _vp_macros(facts: Facts, fld: str) -> tuple[list[VpHelper], list[Macro]]:
+    """Function-like macros computing ``P->VP_BASE + E(S)``: with a call in E they
+    are VP helpers; without one, a raw VP number computed through a macro."""
+    helpers, raw = [], []
+    for m in facts.all("macros"):
+        if fld not in m.body or len(m.params) < 2:
+            continue
+        src = f"long long __m = ({m.body});".encode()
+        expr = cparse.parse(src).root_node
+        for add in cparse.captures('(binary_expression operator: "+") @a', expr).get("a", []):
+            terms = [add.child_by_field_name("left"), add.child_by_field_name("right")]
+            base = [t for t in terms if is_field(t, fld)]
+            if len(base) != 1:
+                continue
+            obj = cparse.text(cparse.strip_parens(
+                cparse.strip_parens(base[0]).child_by_field_name("argument")))
+            rest = next(t for t in terms if t is not base[0])
+            server = [i for i, p in enumerate(m.params) if p != obj and p in cparse.text(rest)]
+            if obj not in m.params or len(server) != 1:
+                continue
+            if cparse.captures("(call_expression) @c", rest).get("c"):
+                helpers.append(VpHelper(m.name, m.path, m.line, m.params.index(obj), server[0]))
+            else:
+                raw.append(m)
+            break
+    return helpers, raw
+
+
+def _macro_uses(facts: Facts, macros: list[Macro]) -> Iterator[VpAddition]:
+    """Each use of a raw-VP macro, as the addition it expands to."""
+    if not macros:
+        return
+    by_name = {m.name: m for m in macros}
+    for path in sorted(facts.files):
+        data = facts.snapshot.files[path]
+        if not facts.files[path].parsed or not any(n.encode() in data for n in by_name):
+            continue
+        root = cparse.parse(data, facts.files[path].blob).root_node
+        for c in cparse.captures("(call_expression function: (identifier) @f) @c", root).get(
+                "c", []):
+            m = by_name.get(cparse.text(c.child_by_field_name("function")))
+            args = [a for a in c.child_by_field_name("arguments").named_children
+                    if a.type != "comment"]
+            if m is None or len(args) != len(m.params) or c.has_error:
+                continue
+            fn = cparse.enclosing_function(c)
+            obj = next(i for i, p in enumerate(m.params) if f"{p})->" in m.body or
+                       f"{p}->" in m.body)
+            offset = " + ".join(cparse.text(a) for i, a in enumerate(args) if i != obj)
+            yield VpAddition(path, c.start_point.row + 1, c.start_point.column + 1,
+                             cparse.function_name(fn) if fn is not None else None,
+                             c.start_byte, c.end_byte, cparse.text(args[obj]), offset,
+                             cparse.text(c))

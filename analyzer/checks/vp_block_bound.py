@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import paths
+from .. import roles as roles_mod
 from ..facts import Facts
 from ..findings import Finding, Note
 from ._common import configs, entries, found_roles, path_notes, record, tree
@@ -54,7 +55,7 @@ def _overflow(rule, t, path, size_text):
         high = t.macro(prof.nr_servers_max, cfg)
         id_space = t.id_space(cfg)
         for nr in range(prof.nr_servers_min, high + 1):
-            extra = {nr_field: nr, prof.fields["vp_base"]: 0}
+            extra = {nr_field: nr, roles_mod.vp_field(t.facts, prof): 0}
             size = t.expr(size_text)(env=cfg.env(**extra)).value
             # past the ID space the packing function warns (pack-domain's business)
             for vid in range(id_space if id_space is not None else 16 * cfg.nr_cpus):
