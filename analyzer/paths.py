@@ -141,18 +141,34 @@ class IdFlow:
     field: str | None = None
     # lookups (profile: runtime.sanitizers): whether they find the ID is the VMM's choice
     lookups: frozenset[str] = frozenset()
+    succeed: frozenset[str] = frozenset()  # runtime calls whose result is not the ID's
 
     def mentions(self, cond) -> bool:
-        """Does ``cond`` read the ID or a value computed from it (outside a lookup)?"""
-        tainted = self.names | {n for n, _ in self.derived}
-        for node in cparse.captures("(identifier) @i (field_identifier) @f", cond).get(
-                "i", []):
-            if cparse.text(node) in tainted and not self._in_lookup(node, cond):
+        """Does ``cond`` read the ID, or a local whose value reaching ``cond`` was
+        computed from it (outside a lookup)?"""
+        derived = {n for n, _ in self.derived}
+        for node in cparse.captures("(identifier) @i", cond).get("i", []):
+            name = cparse.text(node)
+            if name not in self.names | derived or self._in_lookup(node, cond):
+                continue
+            if name in self.names or any(self.carries(rhs) for rhs in reaching(node, name)):
                 return True
         return self.field is not None and any(
             cparse.text(f) == self.field
             for f in cparse.captures("(field_identifier) @f", cond).get("f", []))
 
+    def carries(self, rhs) -> bool:
+        """Is the assigned value computed from the ID? (None: ``x++``, it is)"""
+        if rhs is None:
+            return True
+        if _opaque(rhs, self.succeed):
+            return False
+        tainted = self.names | {n for n, _ in self.derived}
+        return any(cparse.text(i) in tainted
+                   for i in cparse.captures("(identifier) @i", rhs).get("i", [])) or \
+            cparse.text(rhs) in tainted or (self.field is not None and any(
+                cparse.text(f) == self.field
+                for f in cparse.captures("(field_identifier) @f", rhs).get("f", [])))
 
     def _in_lookup(self, node, top) -> bool:
         while node is not None and node != top.parent:
@@ -169,9 +185,7 @@ def id_flow(fn, names: tuple[str, ...], id_field: str | None = None,
     """Taint the ID through the function's assignments, to a fixed point."""
     tainted = set(names)
     assigns: dict[str, list[str]] = {}
-    pairs = [(left, right) for left, right in _assignments(fn)
-             if not (right.type == "call_expression" and
-                     cparse.text(right.child_by_field_name("function")) in succeed)]
+    pairs = [(left, right) for left, right in _assignments(fn) if not _opaque(right, succeed)]
     for left, right in pairs:
         assigns.setdefault(cparse.text(left), []).append(" ".join(cparse.text(right).split()))
     changed = True
@@ -190,7 +204,30 @@ def id_flow(fn, names: tuple[str, ...], id_field: str | None = None,
                 changed = True
     derived = tuple(sorted((n, a[0] if len(set(a)) == 1 else None)
                            for n, a in assigns.items() if n in tainted - set(names)))
-    return IdFlow(frozenset(names), derived, id_field, frozenset(lookups))
+    return IdFlow(frozenset(names), derived, id_field, frozenset(lookups), frozenset(succeed))
+
+
+def reaching(site, name: str) -> list:
+    """The right-hand sides of the assignments of ``name`` that reach ``site`` (None
+    for an update such as ``x++``)."""
+    out = []
+    for node, _ in guards.reaching_assignments(site, name):
+        if node.type == "update_expression":
+            out.append(None)
+            continue
+        rhs = node.child_by_field_name("right") or node.child_by_field_name("value")
+        out.append(cparse.strip_parens(rhs) if rhs is not None else None)
+    return out
+
+
+def _opaque(right, succeed: frozenset[str]) -> bool:
+    """A value that does not carry the ID although the ID is mentioned: what a runtime
+    call that succeeds for every ID returns, or what memory holds at an index (the
+    VMM's state, e.g. whether a table slot is taken)."""
+    if right.type == "call_expression":
+        return cparse.text(right.child_by_field_name("function")) in succeed
+    return right.type == "subscript_expression" and \
+        cparse.strip_parens(right.child_by_field_name("argument")).type == "field_expression"
 
 
 def relevant(gs, flow: IdFlow, t: model.Tree) -> tuple:
@@ -211,13 +248,41 @@ def _configuration_decides(t: model.Tree, text: str) -> bool:
     return True
 
 
+EVAL_ERRORS = (ceval.Unsupported, ceval.ModelError, ceval.Unbound)
+
+
+def loop_bound(t: model.Tree, sub) -> tuple[str, str, bool] | None:
+    """(variable, bound text, inclusive) when the access ``sub`` (facts.Subscript) is
+    indexed by the variable of an enclosing ``for (v = 0; v < B; v++)``."""
+    info = t.program.functions.get(sub.function or "")
+    if info is None:
+        return None
+    site = _node_at(info[0], sub.line, sub.column, "subscript_expression")
+    index = site and cparse.strip_parens(site.child_by_field_name("index"))
+    if index is None or index.type != "identifier":
+        return None
+    var, node = cparse.text(index), site.parent
+    while node is not None and node.type != "function_definition":
+        if node.type == "for_statement":
+            cond = node.child_by_field_name("condition")
+            cond = cond and cparse.strip_parens(cond)
+            if cond is not None and cond.type == "binary_expression" and cparse.text(
+                    cond.child_by_field_name("left")) == var:
+                op = cond.child_by_field_name("operator").type
+                if op in ("<", "<="):
+                    return var, " ".join(cparse.text(cond.child_by_field_name("right")).split()), \
+                        op == "<="
+        node = node.parent
+    return None
+
+
 def holds(t: model.Tree, guard, env: dict, flow: IdFlow, function: str) -> bool:
     """Does the guard hold? The one exception policy: C the model cannot evaluate makes
     the verdict undecided; bugs of the evaluator itself propagate."""
     try:
-        _bind_derived(t, guard, env, flow, function)
+        _bind_derived(t, guard.cond, guard.text, env, flow, function, guard.line)
         r = t.expr(guard.text)(env=env)
-    except (ceval.Unsupported, ceval.ModelError, ceval.Unbound) as e:
+    except EVAL_ERRORS as e:
         raise Undecided(f"{function}(): cannot evaluate '{guard.text}' ({e})", function,
                         guard.line) from None
     if r.crashed:
@@ -225,19 +290,22 @@ def holds(t: model.Tree, guard, env: dict, flow: IdFlow, function: str) -> bool:
     return bool(r.value) == guard.holds
 
 
-def _bind_derived(t, guard, env: dict, flow: IdFlow, function: str, depth: int = 0) -> None:
-    """Give the locals computed from the ID that ``guard`` reads their value."""
+def _bind_derived(t, site, text: str, env: dict, flow: IdFlow, function: str, line: int,
+                  depth: int = 0) -> None:
+    """Give the locals computed from the ID that ``text`` (at ``site``) reads the value
+    that reaches it: one assignment, evaluated; several make the verdict undecided."""
     if depth > 8:
         raise Undecided(f"{function}(): locals computed from the ID nest too deep",
-                        function, guard.line)
-    for name, rhs in flow.derived:
-        if name in env or not _reads(guard.text, name):
+                        function, line)
+    for name, _ in flow.derived:
+        if name in env or not _reads(text, name):
             continue
-        if rhs is None:
-            raise Undecided(f"{function}(): '{name}' is assigned on several paths before "
-                            f"'{guard.text}'", function, guard.line)
-        inner = guards.Guard(guard.cond, True, guard.line, guard.kind, rhs)
-        _bind_derived(t, inner, env, flow, function, depth + 1)
+        rhss = reaching(site, name)
+        if len(rhss) != 1 or rhss[0] is None:
+            raise Undecided(f"{function}(): '{name}' has {len(rhss)} values reaching "
+                            f"'{text}'", function, line)
+        rhs = " ".join(cparse.text(rhss[0]).split())
+        _bind_derived(t, rhss[0], rhs, env, flow, function, line, depth + 1)
         env[name] = t.expr(rhs)(env=env).value
 
 
@@ -430,18 +498,26 @@ class CreatePath:
         return holds(self.tree, guard, env, self.flow, self.function)
 
 
-def create_path(t: model.Tree, entry: Entry) -> CreatePath | None:
-    """Slice the entry function at its read of the VCORE table."""
+def table_sites(t: model.Tree, function: str) -> list:
+    """The accesses of the VCORE table in ``function`` (facts.Subscript), reads first."""
+    subs = [s for s in t.facts.all("subscripts") if s.function == function]
+    return sorted(subs, key=lambda s: (s.is_write, s.line, s.column))
+
+
+def create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | None:
+    """Slice the entry function at an access of the VCORE table (default: its first
+    read)."""
     function = entry.function
     entry_names = entry_names_of(t, entry)
     info = t.program.functions.get(function)
     if info is None:
         return None
     fn, _ = info
-    reads = [s for s in t.facts.all("subscripts") if s.function == function and not s.is_write]
-    if not reads:
-        return None
-    site_fact = reads[0]
+    if site_fact is None:
+        reads = [s for s in table_sites(t, function) if not s.is_write]
+        if not reads:
+            return None
+        site_fact = reads[0]
     site = _node_at(fn, site_fact.line, site_fact.column, "subscript_expression")
     if site is None:
         return None

@@ -30,15 +30,51 @@ def vcore_index(rule, facts: Facts) -> Iterator[Finding]:
                                           function=pack)
             yield Finding(rule.id, severity, fn.path, line, 1, fn.name, message,
                           key=f"unpacked:{rhs}")
-        bad = _unbounded(rule, t, cp)
-        if bad:
-            cfg, vid, index = bad
-            severity, message = rule.text(
-                "unbounded", var=cp.index_var, index=index, id=vid, config=cfg.text(),
-                table=table, size=rule.profile.table_size)
-            yield Finding(rule.id, severity, fn.path, cp.site_line, 1, fn.name, message,
-                          key=f"unbounded:{cp.index_var}",
-                          counterexample=record(cfg, (vid,), entry.function, index=index))
+        for site in paths.table_sites(t, entry.function):
+            yield from _site(rule, t, entry, site, fn)
+    yield from _loops(rule, t, facts)
+
+
+def _site(rule, t, entry, site, fn) -> Iterator[Finding]:
+    """One access of the table on the entry's path: bounded for every admitted ID?"""
+    cp = paths.create_path(t, entry, site)
+    bad = cp and _unbounded(rule, t, cp)
+    if not bad:
+        return
+    cfg, vid, index = bad
+    access = "written" if site.is_write else "read"
+    severity, message = rule.text(
+        "unbounded", var=cp.index_var, index=index, id=vid, config=cfg.text(),
+        table=rule.profile.fields["table"], size=rule.profile.table_size, access=access)
+    yield Finding(rule.id, severity, fn.path, cp.site_line, 1, fn.name, message,
+                  key=f"unbounded:{cp.index_var}:{access}",
+                  counterexample=record(cfg, (vid,), entry.function, index=index))
+
+
+def _loops(rule, t, facts: Facts) -> Iterator[Finding]:
+    """``for (i = 0; i < BOUND; i++) … TABLE[i]`` with BOUND beyond the table's size
+    in some configuration."""
+    size_name = rule.profile.table_size
+    for sub in facts.all("subscripts"):
+        loop = paths.loop_bound(t, sub)
+        if loop is None:
+            continue
+        var, bound_text, inclusive = loop
+        for cfg in configs(rule, t):
+            try:
+                bound = t.expr(bound_text)(env=cfg.env()).value
+            except paths.EVAL_ERRORS:
+                break
+            size = t.macro(size_name, cfg)
+            top = bound if inclusive else bound - 1
+            if top >= size:
+                severity, message = rule.text(
+                    "loop", var=var, bound=bound_text, top=top, size=size_name, size_value=size,
+                    config=cfg.text(), table=rule.profile.fields["table"])
+                yield Finding(rule.id, severity, sub.path, sub.line, sub.column, sub.function,
+                              message, key=f"loop:{var}:{bound_text}",
+                              counterexample=record(cfg, (), None, index=top, size=size))
+                break
 
 
 def _unpacked(t, cp: paths.CreatePath, pack: str):
