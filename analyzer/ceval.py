@@ -109,6 +109,8 @@ class Program:
 
     functions: Mapping[str, tuple[Node, bytes]]
     defines: Mapping[str, str] = field(default_factory=dict)
+    # function-like macros: name -> (parameters, replacement text)
+    macros: Mapping[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
 
@@ -696,8 +698,28 @@ class _Compiler:
         builtin = self.builtin(name, args, line)
         if builtin is not None:
             return builtin
+        if name in self.program.macros and name not in self.expanding:
+            return self.macro_call(name, args, line)
         key = f"{name}:{','.join(' '.join(cparse.text(a).split()) for a in args)}"
         return _E(_env_read(key, fname), INT)
+
+    def macro_call(self, name: str, args: list[Node], line: int) -> _E:
+        """A function-like macro of the tree, expanded as cpp would (arguments
+        substituted as text, parenthesised) and compiled in place."""
+        params, body = self.program.macros[name]
+        if len(params) != len(args) or "#" in body:
+            raise Unsupported(f"macro {name} with {len(args)} arguments", line)
+        texts = {p: f"({cparse.text(a)})" for p, a in zip(params, args, strict=True)}
+        pattern = re.compile(r"\b(" + "|".join(map(re.escape, params)) + r")\b") if params \
+            else None
+        text = pattern.sub(lambda m: texts[m.group(1)], body) if pattern else body
+        self.expanding.add(name)
+        try:
+            return self.expr(_parse_expr(text))
+        except Unsupported as e:
+            raise Unsupported(f"macro {name}: {e.construct}", line) from None
+        finally:
+            self.expanding.discard(name)
 
     def builtin(self, name: str, args: list[Node], line: int) -> _E | None:
         if name in ("min", "max") and len(args) == 2:

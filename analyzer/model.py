@@ -109,7 +109,7 @@ class Tree:
         fn = cparse.parse(src).root_node.children[0]
         functions = dict(self.program.functions)
         functions["__vpcheck_expr"] = (fn, src)
-        prog = ceval.Program(functions, self.program.defines)
+        prog = ceval.Program(functions, self.program.defines, self.program.macros)
         return ceval.compile_function(prog, "__vpcheck_expr")
 
     def macro(self, name: str, config: Config) -> int:
@@ -143,7 +143,11 @@ def tree(facts: Facts, prof: Profile | None = None) -> Tree:
             node = node.parent
         if node is not None:
             functions[f.name] = (node, facts.snapshot.files[f.path])
-    return Tree(facts, ceval.Program(functions, defines.values(chosen)), chosen, prof)
+    macros = {}
+    for m in sorted(facts.all("macros"), key=lambda m: (not m.path.startswith("arch/"), m.path)):
+        if m.name not in macros and defines.active(m.conds, prof.kconfig, prof.arch_defined):
+            macros[m.name] = (m.params, m.body)
+    return Tree(facts, ceval.Program(functions, defines.values(chosen), macros), chosen, prof)
 
 
 def signature(t: Tree, roots: set[str], mentioned: set[str] = frozenset()) -> str:

@@ -280,8 +280,7 @@ def holds(t: model.Tree, guard, env: dict, flow: IdFlow, function: str) -> bool:
     """Does the guard hold? The one exception policy: C the model cannot evaluate makes
     the verdict undecided; bugs of the evaluator itself propagate."""
     try:
-        _bind_derived(t, guard.cond, guard.text, env, flow, function, guard.line)
-        r = t.expr(guard.text)(env=env)
+        r = value(t, guard.cond, guard.text, env, function, guard.line)
     except EVAL_ERRORS as e:
         raise Undecided(f"{function}(): cannot evaluate '{guard.text}' ({e})", function,
                         guard.line) from None
@@ -290,23 +289,29 @@ def holds(t: model.Tree, guard, env: dict, flow: IdFlow, function: str) -> bool:
     return bool(r.value) == guard.holds
 
 
-def _bind_derived(t, site, text: str, env: dict, flow: IdFlow, function: str, line: int,
-                  depth: int = 0) -> None:
-    """Give the locals computed from the ID that ``text`` (at ``site``) reads the value
-    that reaches it: one assignment, evaluated; several make the verdict undecided."""
-    if depth > 8:
-        raise Undecided(f"{function}(): locals computed from the ID nest too deep",
-                        function, line)
-    for name, _ in flow.derived:
-        if name in env or not _reads(text, name):
-            continue
-        rhss = reaching(site, name)
-        if len(rhss) != 1 or rhss[0] is None:
-            raise Undecided(f"{function}(): '{name}' has {len(rhss)} values reaching "
-                            f"'{text}'", function, line)
-        rhs = " ".join(cparse.text(rhss[0]).split())
-        _bind_derived(t, rhss[0], rhs, env, flow, function, line, depth + 1)
-        env[name] = t.expr(rhs)(env=env).value
+MAX_LOCALS = 16  # locals one guard may pull in through their assignments
+
+
+def value(t: model.Tree, site, text: str, env: dict, function: str, line: int,
+          depth: int = 0):
+    """Evaluate ``text`` (the expression at ``site``); a local it reads gets the value
+    of the one assignment that reaches ``site``, evaluated the same way. Several
+    reaching assignments, or too many locals, make the verdict undecided."""
+    for _ in range(MAX_LOCALS):
+        try:
+            return t.expr(text)(env=env)
+        except ceval.Unbound as e:
+            name = e.name
+            rhss = reaching(site, name)
+            if not rhss:
+                raise
+            if len(rhss) != 1 or rhss[0] is None or depth > 8:
+                raise Undecided(f"{function}(): '{name}' has {len(rhss)} values reaching "
+                                f"'{text}'", function, line) from None
+            rhs = " ".join(cparse.text(rhss[0]).split())
+            env[name] = value(t, rhss[0], rhs, env, function, line, depth + 1).value
+    raise Undecided(f"{function}(): '{text}' reads more than {MAX_LOCALS} locals",
+                    function, line)
 
 
 def _reads(text: str, name: str) -> bool:
