@@ -225,6 +225,21 @@ class _Void:
 _VOID = _Void()
 
 
+class _Break:
+    """What ``break`` gives: ends the enclosing switch."""
+
+
+_BREAK = _Break()
+MAX_STEPS = 10_000  # jumps per call (a backward goto is a loop): beyond, no answer
+
+
+@dataclass(frozen=True, eq=False)
+class _Goto:
+    """What ``goto LABEL`` gives: the function body resumes at the label."""
+
+    label: str
+
+
 def _const(v: int, ty: Type) -> _E:
     return _E(lambda f: v, ty, v)
 
@@ -376,6 +391,7 @@ class _Compiler:
         self.nslots = 0
         self.expanding: set[str] = set()
         self.depth = 0
+        self.labels: dict[str, _Goto] = {}
 
     def _enter(self, n: Node) -> None:
         self.depth += 1
@@ -931,7 +947,96 @@ class _Compiler:
             return _S(e.fn, True)
         if t in ("comment", "empty_statement", "preproc_call"):
             return None
+        if t == "switch_statement":
+            return self.switch(n)
+        if t == "break_statement":
+            return _S(lambda f: _BREAK, True)
+        if t == "goto_statement":
+            label = cparse.text(n.child_by_field_name("label"))
+            if label not in self.labels:
+                raise Unsupported(f"goto {label} (a label inside a block)", line)
+            target = self.labels[label]
+            return _S(lambda f: target, True)
         raise Unsupported(t, line)
+
+    def switch(self, n: Node) -> _S:
+        """``switch``: the matching case (or default) and every case after it, until a
+        ``break`` (which ends the switch) or a ``return``."""
+        c = self.expr(n.child_by_field_name("condition"))
+        ty = promote(c.ty)
+        c = _convert(c, ty)
+        cases: list[tuple[int | None, Callable | None]] = []
+        self.scopes.append({})
+        try:
+            for case in _named(n.child_by_field_name("body")):
+                if case.type != "case_statement":
+                    raise Unsupported(f"{case.type} outside a case", _line(case))
+                value = case.child_by_field_name("value")
+                const = None
+                if value is not None:
+                    v = self.expr(value)
+                    if v.const is None:
+                        raise Unsupported("case label that is not a constant", _line(case))
+                    const = conv(v.const, ty)
+                parts = [p for x in _named(case) if x != value and (p := self.stmt(x))]
+                body = _block(parts)
+                cases.append((const, None if body is None else
+                              body.fn if body.returns else _quiet(body.fn)))
+        finally:
+            self.scopes.pop()
+        table = {v: i for i, (v, _) in reversed(list(enumerate(cases))) if v is not None}
+        default = next((i for i, (v, _) in enumerate(cases) if v is None), len(cases))
+        bodies = tuple(b for _, b in cases)
+        cf = c.fn
+
+        def run(f):
+            for body in bodies[table.get(cf(f), default):]:
+                r = None if body is None else body(f)
+                if r is _BREAK:
+                    return None
+                if r is not None:
+                    return r
+            return None
+        return _S(run, True)
+
+    def function_body(self, body: Node) -> _S | None:
+        """The body; with labels at its top level, ``goto`` jumps between its statements
+        (error paths), at most :data:`MAX_STEPS` times per call."""
+        stmts = _named(body)
+        names = [cparse.text(s.child_by_field_name("label"))
+                 for s in stmts if s.type == "labeled_statement"]
+        if not names:
+            return self.stmt(body)
+        self.labels = {name: _Goto(name) for name in names}
+        self.scopes.append({})
+        try:
+            index, parts = {}, []
+            for s in stmts:
+                while s.type == "labeled_statement":
+                    index[cparse.text(s.child_by_field_name("label"))] = len(parts)
+                    s = _named(s)[-1]
+                parts.append(self.stmt(s))
+        finally:
+            self.scopes.pop()
+        fns = tuple((p.fn if p.returns else _quiet(p.fn)) if p else _nothing for p in parts)
+        jump = {self.labels[n]: i for n, i in index.items()}
+        fname = self.name
+
+        def run(f):
+            i, steps = 0, 0
+            while i < len(fns):
+                r = fns[i](f)
+                if r is None:
+                    i += 1
+                elif isinstance(r, _Goto):
+                    steps += 1
+                    if steps > MAX_STEPS:
+                        raise ModelError(f"more than {MAX_STEPS} jumps in {fname}()", fname)
+                    i = jump[r]
+                else:
+                    return r
+            return None
+        return _S(run, True)
 
     def declaration(self, n: Node):
         base = self.type_of(n.child_by_field_name("type"))
@@ -1207,7 +1312,7 @@ def compile_function(program: Program, name: str) -> Compiled:
         body = fn.child_by_field_name("body")
         if body is None:
             raise Unsupported("function without a body", _line(fn))
-        top = comp.stmt(body)
+        top = comp.function_body(body)
         compiled.body = _nothing if top is None else top.fn if top.returns else \
             _quiet(top.fn)
         compiled.zeros = [0] * (comp.nslots - len(params))
