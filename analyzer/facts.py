@@ -210,10 +210,12 @@ def extract(snapshot: Snapshot, tokens: Iterable[bytes] | None = None,
 
 
 def _words(datas: tuple[bytes, ...]) -> frozenset[bytes]:
-    return frozenset(w for d in datas for w in _WORD.findall(d))
+    """Macro-like names (upper case) the files use but do not define."""
+    used = {w for d in datas for w in _MACRO_WORD.findall(d)}
+    return frozenset(used - {n for d in datas for n in _DEFINE.findall(d)})
 
 
-_WORD = re.compile(rb"[A-Za-z_]\w*")
+_MACRO_WORD = re.compile(rb"\b[A-Z_][A-Z0-9_]{2,}\b")
 _DEFINE = re.compile(rb"^\s*#\s*define\s+(\w+)", re.M)
 
 

@@ -180,8 +180,8 @@ def load_file(path: Path) -> Profile:
 
 
 def tokens(p: Profile) -> tuple[str, ...]:
-    """Names whose presence makes a file worth parsing: everything the profile names."""
+    """Names whose presence makes a file worth parsing: the entry points, the ID-space
+    and count macros, the fields (headers defining macros those files use follow)."""
     names = {e.function for e in p.entries} | set(p.id_space) | {p.count, p.table_size}
-    names |= set(p.fields.values()) | {p.nr_cpus, p.stride}
-    names |= {e.id_field for e in p.entries if e.id_field} | set(p.vp_block_alloc)
+    names |= set(p.fields.values()) | set(p.vp_block_alloc)
     return tuple(sorted(names))

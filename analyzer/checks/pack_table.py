@@ -22,10 +22,12 @@ def pack_table(rule, facts: Facts) -> Iterator[Finding]:
     pack = t.compiled(name)
     count = rule.profile.count
     found: dict[tuple[str, bool], Finding] = {}
+    memo: dict[tuple[int, int], dict[int, object]] = {}
     for cfg in t.configs(tuple(rule.params.get("nr_cpus", ())) or None, layouts=True):
         if all((k, cfg.qemu_like) in found for k in ("event", "range", "collision")):
             continue
-        for kind, problem, ids, packed in _problems(t, pack, cfg, count):
+        known = memo.setdefault((cfg.nr_cpus, cfg.stride), {})
+        for kind, problem, ids, packed in _problems(t, pack, cfg, count, known):
             if (kind, cfg.qemu_like) in found:
                 continue
             severity, message = rule.text(
@@ -38,14 +40,17 @@ def pack_table(rule, facts: Facts) -> Iterator[Finding]:
     yield from found.values()
 
 
-def _problems(t: model.Tree, pack, cfg: model.Config, count: str):
-    """(kind, text, ids, packed) for the first problem of each kind in one layout."""
+def _problems(t: model.Tree, pack, cfg: model.Config, count: str, known: dict):
+    """(kind, text, ids, packed) for the first problem of each kind in one layout.
+    ``known``: results already computed for this NR_CPUS and stride (layouts share IDs)."""
     env = cfg.env()
     n = t.macro(count, cfg)
     seen: dict[int, int] = {}
     kinds: set[str] = set()
     for vid in model.layout(cfg.stride, cfg.threads, n, t.id_space(cfg)):
-        r = pack(0, vid, env=env)
+        r = known.get(vid)
+        if r is None:
+            r = known[vid] = pack(0, vid, env=env)
         if r.events:
             kind, text, ids, packed = "event", f"ID {vid} hits {r.events[0].macro} at line " \
                 f"{r.events[0].line}", [vid], None

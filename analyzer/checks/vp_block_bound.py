@@ -48,20 +48,58 @@ def vp_block_bound(rule, facts: Facts) -> Iterator[Finding]:
                           notes=notes)
 
 
+def nr_candidates(low: int, high: int) -> list[int]:
+    """The values of nr_servers tried, smallest first: the ends of the range the setter
+    accepts, their neighbours, and the powers of two between (where a block sized by
+    a shift or a power-of-two rounding changes)."""
+    out = {low, low + 1, high - 1, high}
+    k = 1
+    while k < high:
+        out.add(k)
+        k <<= 1
+    return sorted(v for v in out if low <= v <= high)
+
+
 def _overflow(rule, t, path, size_text):
+    """The first (configuration, ID, nr_servers) whose VP index the path admits beyond
+    the block. Only IDs whose index could be beyond it are run through the path: the
+    VP computation is evaluated alone once per configuration, highest index first."""
     prof = rule.profile
-    nr_field = prof.fields["nr_servers"]
+    nr_field, vp = prof.fields["nr_servers"], roles_mod.vp_field(t.facts, prof)
     for cfg in configs(rule, t):
         high = t.macro(prof.nr_servers_max, cfg)
         id_space = t.id_space(cfg)
-        for nr in range(prof.nr_servers_min, high + 1):
-            extra = {nr_field: nr, roles_mod.vp_field(t.facts, prof): 0}
+        scored = _indices(t, path, cfg, range(id_space or 16 * cfg.nr_cpus),
+                          {nr_field: high, vp: 0})
+        for nr in nr_candidates(prof.nr_servers_min, high):
+            extra = {nr_field: nr, vp: 0}
             size = t.expr(size_text)(env=cfg.env(**extra)).value
-            # past the ID space the packing function warns (pack-domain's business)
-            for vid in range(id_space if id_space is not None else 16 * cfg.nr_cpus):
+            hits = []
+            for index, vid in scored:
+                if index < size:
+                    break
                 out = paths.run(t, path, cfg, vid, **extra)
                 if not out.reached or out.result.crashed or out.result.events:
-                    continue
+                    continue  # refused, or a crash or warning (pack-domain's business)
                 if out.result.value >= size:
-                    return cfg, vid, nr, out.result.value, size
+                    hits.append((vid, out.result.value))
+            if hits:
+                vid, index = min(hits)  # the smallest ID that shows it
+                return cfg, vid, nr, index, size
     return None
+
+
+def _indices(t, path, cfg, ids, extra) -> list[tuple[int, int]]:
+    """(VP index, ID) for every ID, as the path's last call computes it, highest first."""
+    last = path.hops[-1]
+    target = t.compiled(last.callee)
+    args = [0] * len(t.facts.functions[last.callee].params)
+    env = cfg.env(**extra)
+    out = []
+    for vid in ids:
+        args[last.arg_index] = vid
+        r = target(*args, env=env)
+        if not r.crashed and not r.events and r.value is not None:
+            out.append((r.value, vid))
+    out.sort(key=lambda p: (-p[0], p[1]))
+    return out
