@@ -48,11 +48,11 @@ def vp_block_bound(rule, facts: Facts) -> Iterator[Finding]:
                           notes=notes)
 
 
-def nr_candidates(low: int, high: int) -> list[int]:
+def nr_candidates(low: int, high: int, extra=()) -> list[int]:
     """The values of nr_servers tried, smallest first: the ends of the range the setter
-    accepts, their neighbours, and the powers of two between (where a block sized by
-    a shift or a power-of-two rounding changes)."""
-    out = {low, low + 1, high - 1, high}
+    accepts, their neighbours, the powers of two between (where a block sized by a
+    shift or a power-of-two rounding changes) and ``extra`` boundaries."""
+    out = {low, low + 1, high - 1, high, *extra}
     k = 1
     while k < high:
         out.add(k)
@@ -71,7 +71,9 @@ def _overflow(rule, t, path, size_text):
         id_space = t.id_space(cfg)
         scored = _indices(t, path, cfg, range(id_space or 16 * cfg.nr_cpus),
                           {nr_field: high, vp: 0})
-        for nr in nr_candidates(prof.nr_servers_min, high):
+        # a block whose size does not follow nr_servers is too small from size + 1 on
+        fixed = t.expr(size_text)(env=cfg.env(**{nr_field: high, vp: 0})).value
+        for nr in nr_candidates(prof.nr_servers_min, high, (fixed, fixed + 1)):
             extra = {nr_field: nr, vp: 0}
             size = t.expr(size_text)(env=cfg.env(**extra)).value
             hits = []
