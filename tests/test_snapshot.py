@@ -55,3 +55,23 @@ def test_findings_match_the_checked_in_snapshot() -> None:
     assert sorted(now) == sorted(want), "fixture set changed"
     for case in sorted(want):
         assert now[case] == want[case], f"{case}: findings differ from the snapshot"
+
+
+def test_fingerprints_survive_a_line_inserted_above() -> None:
+    """No rule puts a line number into its fingerprint: a patch that adds lines above
+    a finding must not turn it into a 'new' finding in series mode."""
+    rules = ruleset.load_rules()
+    checked = 0
+    for case in _cases():
+        snap = fixture_snapshot(case)
+        before = checks.run(rules, facts.extract(snap, ruleset.tokens(rules)))
+        if not before:
+            continue
+        shifted = type(snap)(snap.target, {p: b"/* a comment */\n\n" + d
+                                           for p, d in snap.files.items()})
+        after = checks.run(rules, facts.extract(shifted, ruleset.tokens(rules)))
+        assert sorted(f.fingerprint for f in after) == sorted(f.fingerprint for f in before), \
+            case
+        assert {f.line for f in after} == {f.line + 2 for f in before if f.line}
+        checked += len(before)
+    assert checked > 50
