@@ -129,14 +129,14 @@ class FileFacts:
 class Fields:
     """The field names the extractors look for (from the kernel profile)."""
 
-    vp_base: str
+    block_base: str
     table: str
 
     @staticmethod
     def of(profile, snapshot: Snapshot | None = None) -> Fields:
         """The profile's fields; the VP base is the field the VP block allocation is
         stored in when the snapshot has one (so renaming the field changes nothing)."""
-        vp = profile.fields["vp_base"]
+        vp = profile.fields["block_base"]
         if snapshot is not None and profile.vp_block_alloc:
             alloc = "|".join(re.escape(a) for a in profile.vp_block_alloc).encode()
             pat = re.compile(rb"->\s*(\w+)\s*=\s*(?:" + alloc + rb")\s*\(")
@@ -192,7 +192,7 @@ def extract(snapshot: Snapshot, tokens: Iterable[bytes] | None = None,
     prof = profile or profile_mod.load()
     fields = Fields.of(prof, snapshot)
     tokens = (tuple(tokens) if tokens is not None else _default_tokens()) + (
-        fields.vp_base.encode(),)
+        fields.block_base.encode(),)
     files = {}
     for path, data in snapshot.files.items():
         check_utf8(path, data)
@@ -228,7 +228,7 @@ def _defines_used(data: bytes, words: frozenset[bytes]) -> bool:
 def _extract_cached(path: str, blob: str, data: bytes, fields: Fields) -> FileFacts:
     tree = cparse.parse(data, blob)
     root = tree.root_node
-    vp = fields.vp_base.encode() in data
+    vp = fields.block_base.encode() in data
     return FileFacts(
         path=path,
         blob=blob,
@@ -238,8 +238,8 @@ def _extract_cached(path: str, blob: str, data: bytes, fields: Fields) -> FileFa
         defines=_defines(path, root),
         macros=_macros(path, root),
         functions=_functions(path, root),
-        vp_additions=_vp_additions(path, root, fields.vp_base) if vp else (),
-        vp_helpers=_vp_helpers(path, root, fields.vp_base) if vp else (),
+        vp_additions=_vp_additions(path, root, fields.block_base) if vp else (),
+        vp_helpers=_vp_helpers(path, root, fields.block_base) if vp else (),
         subscripts=_subscripts(path, root, fields.table)
         if fields.table.encode() in data else (),
     )

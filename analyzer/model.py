@@ -19,7 +19,7 @@ from . import profile as profile_mod
 from .facts import Define, Facts, Function
 from .profile import Profile
 
-SMALL_NR_CPUS = 32  # up to here every threads-per-core count is swept; above, the extremes
+SMALL_BUILD = 32  # up to here every threads-per-core count is swept; above, the extremes
 
 
 @dataclass(frozen=True)
@@ -76,13 +76,13 @@ def layout(stride: int, threads: int, count: int, id_limit: int | None = None) -
 def sweep(prof: Profile, nr_cpus=None, layouts: bool = True) -> Iterator[Config]:
     """The configuration space, smallest first: every ``NR_CPUS`` of the profile (or
     ``nr_cpus``), every stride, and with ``layouts`` every threads-per-core count up
-    to :data:`SMALL_NR_CPUS`, then the two extreme layouts (1 thread, full cores)."""
+    to :data:`SMALL_BUILD`, then the two extreme layouts (1 thread, full cores)."""
     for n in nr_cpus or prof.nr_cpus_values:
         for s in prof.strides:
             if not layouts:
                 yield Config(n, s, 1, prof)
                 continue
-            for t in range(1, s + 1) if n <= SMALL_NR_CPUS else sorted({1, s}):
+            for t in range(1, s + 1) if n <= SMALL_BUILD else sorted({1, s}):
                 yield Config(n, s, t, prof)
 
 

@@ -29,10 +29,10 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "": {"name": (str, True), "description": (str, False)},
     "files": {"read": (list, True), "annotations": (list, False)},
     "ids": {"space": (list, True), "count": (str, True), "table_size": (str, True)},
-    "fields": {"vp_base": (str, True), "table": (str, True), "nr_servers": (str, True)},
+    "fields": {"block_base": (str, True), "table": (str, True), "block_count": (str, True)},
     "config": {"kconfig": (list, True), "arch_defined": (list, False), "nr_cpus": (str, True),
                "stride": (str, True), "nr_cpus_values": (list, True), "strides": (list, True),
-               "nr_servers_min": (int, True), "nr_servers_max": (str, True)},
+               "block_count_min": (int, True), "block_count_max": (str, True)},
     "config.variant": {"guard": (str, True)},
     "runtime": {"sanitizers": (list, False), "succeed": (list, False),
                 "vp_block_alloc": (list, False)},
@@ -69,8 +69,8 @@ class Profile:
     stride: str
     nr_cpus_values: tuple[int, ...]
     strides: tuple[int, ...]
-    nr_servers_min: int
-    nr_servers_max: str
+    block_count_min: int
+    block_count_max: str
     env: tuple[tuple[str, int], ...]  # fixed names and runtime calls of the modelled host
     variant_guard: str
     entries: tuple[Entry, ...]
@@ -157,8 +157,8 @@ def parse(source: str, data: bytes) -> Profile:
         fields=MappingProxyType(dict(flds)), kconfig=frozenset(cfg["kconfig"]),
         arch_defined=frozenset(cfg.get("arch_defined", ())), nr_cpus=cfg["nr_cpus"],
         stride=cfg["stride"], nr_cpus_values=tuple(cfg["nr_cpus_values"]),
-        strides=tuple(cfg["strides"]), nr_servers_min=cfg["nr_servers_min"],
-        nr_servers_max=cfg["nr_servers_max"], env=tuple(sorted(env.items())),
+        strides=tuple(cfg["strides"]), block_count_min=cfg["block_count_min"],
+        block_count_max=cfg["block_count_max"], env=tuple(sorted(env.items())),
         variant_guard=variant["guard"], entries=_entries(source, raw.get("entries", [])),
         sanitizers=frozenset(runtime.get("sanitizers", ())),
         succeed=frozenset(runtime.get("succeed", ())),

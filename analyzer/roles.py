@@ -54,7 +54,7 @@ def find(facts: Facts, prof) -> Roles:
 
 def vp_field(facts: Facts, prof) -> str:
     """The VP base field of this snapshot (the allocation's target, else the profile's)."""
-    return facts.fields.vp_base if facts.fields is not None else prof.fields["vp_base"]
+    return facts.fields.block_base if facts.fields is not None else prof.fields["block_base"]
 
 
 def _root(facts: Facts, path: str):

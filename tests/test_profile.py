@@ -33,7 +33,8 @@ def _second_profile(tmp_path) -> profile.Profile:
            "powerpc-kvm-hv.toml").read_text()
     src = src.replace('name = "powerpc-kvm-hv"', 'name = "synthetic"')
     src = src.replace('"kvmppc_xive_connect_vcpu"', '"other_attach"')
-    src = src.replace('vp_base = "vp_base"', 'vp_base = "blk_base"')
+    src = src.replace('block_base = "vp_base"', 'block_base = "blk_base"')
+    assert 'blk_base' in src
     path = tmp_path / "synthetic.toml"
     path.write_text(src)
     return profile.load_file(path)

@@ -53,7 +53,7 @@ def _disagreements(rule, facts: Facts) -> Iterator[Finding]:
 def _first_refused(rule, t, cp, routes):
     prof = rule.profile
     for cfg in configs(rule, t):
-        extra = {prof.fields["nr_servers"]: t.macro(prof.count, cfg),
+        extra = {prof.fields["block_count"]: t.macro(prof.count, cfg),
                  roles_mod.vp_field(t.facts, prof): 0}
         for vid in range(t.id_space(cfg)):
             slot = cp.slot(cfg, vid)

@@ -51,7 +51,7 @@ def _ids(t, entry, cfg) -> range:
 
 def _first_hit(rule, t, path, entry):
     for cfg in configs(rule, t):
-        extra = {rule.profile.fields["nr_servers"]: t.macro(rule.profile.count, cfg)}
+        extra = {rule.profile.fields["block_count"]: t.macro(rule.profile.count, cfg)}
         for vid in _ids(t, entry, cfg):
             out = paths.run(t, path, cfg, vid, **extra)
             if out.reached and out.result.events:

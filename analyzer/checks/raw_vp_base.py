@@ -32,8 +32,8 @@ def _fix_args(helper: VpHelper, add: VpAddition) -> str | None:
     return ", ".join(args)
 
 
-@check("raw_vp_base")
-def raw_vp_base(rule, facts: Facts) -> Iterator[Finding]:
+@check("raw_block_base")
+def raw_block_base(rule, facts: Facts) -> Iterator[Finding]:
     prof = rule.profile
     fld = roles.vp_field(facts, prof)
     macro_helpers, raw_macros = _vp_macros(facts, fld)

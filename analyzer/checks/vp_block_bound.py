@@ -21,6 +21,7 @@ def vp_block_bound(rule, facts: Facts) -> Iterator[Finding]:
     if not roles.vp_helpers or alloc is None:
         return
     t = tree(rule, facts)
+    prof = rule.profile
     reported: set[tuple] = set()
     for entry in entries(rule, facts):
         for path in paths.find(t, entry.function, paths.entry_names_of(t, entry),
@@ -37,14 +38,15 @@ def vp_block_bound(rule, facts: Facts) -> Iterator[Finding]:
             severity, message = rule.text(
                 what=entry.what, id=vid, chain=path.chain(), index=index, size=size,
                 size_text=alloc.size_text, alloc=f"{alloc.path}:{alloc.line}",
-                config=cfg.text(), nr_servers=nr)
+                config=cfg.text(), count_name=prof.fields["block_count"], count=nr)
             notes = path_notes(facts, path, vid) + (
                 Note(alloc.path, alloc.line, f"the VP block holds {alloc.size_text} = {size} "
                      f"VPs", alloc.function),)
             yield Finding(rule.id, severity, last.path, last.line, 1, last.function, message,
                           key=f"{entry.function}:{path.chain()}:{alloc.size_text}",
-                          counterexample=record(cfg, (vid,), entry.function, nr_servers=nr,
-                                                vp_index=index, block_size=size),
+                          counterexample=record(cfg, (vid,), entry.function, vp_index=index,
+                                                block_size=size,
+                                                **{prof.fields["block_count"]: nr}),
                           notes=notes)
 
 
@@ -65,15 +67,15 @@ def _overflow(rule, t, path, size_text):
     the block. Only IDs whose index could be beyond it are run through the path: the
     VP computation is evaluated alone once per configuration, highest index first."""
     prof = rule.profile
-    nr_field, vp = prof.fields["nr_servers"], roles_mod.vp_field(t.facts, prof)
+    nr_field, vp = prof.fields["block_count"], roles_mod.vp_field(t.facts, prof)
     for cfg in configs(rule, t):
-        high = t.macro(prof.nr_servers_max, cfg)
+        high = t.macro(prof.block_count_max, cfg)
         id_space = t.id_space(cfg)
         scored = _indices(t, path, cfg, range(id_space or 16 * cfg.nr_cpus),
                           {nr_field: high, vp: 0})
         # a block whose size does not follow nr_servers is too small from size + 1 on
         fixed = t.expr(size_text)(env=cfg.env(**{nr_field: high, vp: 0})).value
-        for nr in nr_candidates(prof.nr_servers_min, high, (fixed, fixed + 1)):
+        for nr in nr_candidates(prof.block_count_min, high, (fixed, fixed + 1)):
             extra = {nr_field: nr, vp: 0}
             size = t.expr(size_text)(env=cfg.env(**extra)).value
             hits = []
