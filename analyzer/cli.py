@@ -184,7 +184,7 @@ def bundled_example() -> str:
 def cmd_model(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from . import facts, model, occupancy, profile, roles, source
+    from . import facts, model, occupancy, profile, roles, ruleset, source
     from .errors import InputError, ModelLimit
 
     if args.threads > args.stride:
@@ -202,7 +202,8 @@ def cmd_model(args: argparse.Namespace) -> int:
         raise InputError("model: the packing function is not in this tree (a tree before packing?)")
     cfg = model.Config(args.nr_cpus, args.stride, args.threads, prof)
     try:
-        m = occupancy.mapping(t, pack, cfg, args.vcpus or args.nr_cpus)
+        (rule,) = ruleset.select(["pack-table"])
+        m = occupancy.mapping(t, pack, cfg, args.vcpus or args.nr_cpus, rule)
     except ModelLimit as e:
         raise InputError(f"model: cannot evaluate {e.function or pack}(): {e}") from None
     if args.svg:

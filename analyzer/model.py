@@ -180,3 +180,36 @@ def signature(t: Tree, roots: set[str], mentioned: set[str] = frozenset()) -> st
     for name, value in sorted(t.program.defines.items()):
         h.update(f"{name}={value}\0".encode())
     return h.hexdigest()
+
+
+
+def pack_problems(t: Tree, pack, cfg: Config, ids, known: dict | None = None):
+    """(kind, text, ids, packed) for the first problem of each kind ("event": a BUG/WARN
+    fires, "range": packed beyond the count, "collision": two IDs share a value) when
+    the packing function ``pack`` (compiled) packs ``ids`` in ``cfg``. ``known``:
+    results already computed for this build and stride (layouts share IDs)."""
+    env = cfg.env()
+    count = t.profile.count
+    n = t.macro(count, cfg)
+    known = {} if known is None else known
+    seen: dict[int, int] = {}
+    kinds: set[str] = set()
+    for vid in ids:
+        r = known.get(vid)
+        if r is None:
+            r = known[vid] = pack(0, vid, env=env)
+        if r.events:
+            kind, text, both, packed = "event", f"ID {vid} hits {r.events[0].macro} at line " \
+                f"{r.events[0].line}", [vid], None
+        elif r.value >= n:
+            kind, text, both, packed = "range", f"ID {vid} packs to {r.value}, beyond " \
+                f"{count}={n}", [vid], r.value
+        elif r.value in seen:
+            kind, both, packed = "collision", [seen[r.value], vid], r.value
+            text = f"IDs {seen[r.value]} and {vid} both pack to {r.value}"
+        else:
+            seen[r.value] = vid
+            continue
+        if kind not in kinds:
+            kinds.add(kind)
+            yield kind, text, both, packed

@@ -38,22 +38,16 @@ class Mapping:
                 by_slot.setdefault(e.packed, []).append(e.id)
         return [{"packed": s, "ids": ids} for s, ids in sorted(by_slot.items()) if len(ids) > 1]
 
+    findings: tuple[dict, ...] = ()  # what pack-table reports for this configuration
+
     def problems(self) -> list[dict]:
-        out = []
-        for c in self.collisions():
-            out.append({"rule": "pack-table", "severity": "warning" if self.config.qemu_like
-                        else "info", "message": f"IDs {', '.join(map(str, c['ids']))} all pack "
-                        f"to {c['packed']}", "counterexample": {**self.config.as_dict(), **c}})
-        for e in self.entries:
-            if e.events or (e.packed is not None and e.packed >= self.size):
-                what = ", ".join(e.events) if e.events else f"packs to {e.packed} >= {self.size}"
-                out.append({"rule": "pack-table", "severity": "warning",
-                            "message": f"ID {e.id}: {what}",
-                            "counterexample": {**self.config.as_dict(), "ids": [e.id]}})
-        return out
+        return list(self.findings)
 
 
-def mapping(t: model.Tree, function: str, config: model.Config, vcpus: int) -> Mapping:
+def mapping(t: model.Tree, function: str, config: model.Config, vcpus: int,
+            rule=None) -> Mapping:
+    """The table of one configuration; with ``rule`` (pack-table), what that rule
+    reports for it, found by the same code as ``vpcheck check``."""
     fn = t.function(function)
     if fn is None:
         from .errors import InputError
@@ -66,7 +60,23 @@ def mapping(t: model.Tree, function: str, config: model.Config, vcpus: int) -> M
         r = pack(0, vid, env=config.env())
         events = tuple(f"{ev.macro} at line {ev.line}" for ev in r.events)
         entries.append(Entry(vid, None if r.crashed else r.value, events))
-    return Mapping(config, vcpus, size, function, fn.path, tuple(entries))
+    findings = ()
+    if rule is not None:
+        ids = [e.id for e in entries]
+        findings = tuple(_finding(rule, config, function, *p)
+                         for p in model.pack_problems(t, pack, config, ids))
+    return Mapping(config, vcpus, size, function, fn.path, tuple(entries), findings)
+
+
+def _finding(rule, config: model.Config, function: str, kind, problem, ids, packed) -> dict:
+    from .findings import Counterexample
+
+    severity, message = rule.text(None if config.qemu_like else "outside_qemu",
+                                  function=function, problem=problem, config=config.text())
+    values = {} if packed is None else {"packed": packed}
+    return {"rule": rule.id, "severity": severity, "message": message,
+            "counterexample": Counterexample(config.as_dict(), tuple(ids), None,
+                                             values).as_dict()}
 
 
 def render_text(m: Mapping) -> str:

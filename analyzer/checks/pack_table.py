@@ -27,7 +27,8 @@ def pack_table(rule, facts: Facts) -> Iterator[Finding]:
         if all((k, cfg.qemu_like) in found for k in ("event", "range", "collision")):
             continue
         known = memo.setdefault((cfg.nr_cpus, cfg.stride), {})
-        for kind, problem, ids, packed in _problems(t, pack, cfg, count, known):
+        layout = model.layout(cfg.stride, cfg.threads, t.macro(count, cfg), t.id_space(cfg))
+        for kind, problem, ids, packed in model.pack_problems(t, pack, cfg, layout, known):
             if (kind, cfg.qemu_like) in found:
                 continue
             severity, message = rule.text(
@@ -38,31 +39,3 @@ def pack_table(rule, facts: Facts) -> Iterator[Finding]:
                 rule.id, severity, fn.path, fn.line, 1, name, message,
                 key=f"{kind}:{cfg.qemu_like}", counterexample=ce)
     yield from found.values()
-
-
-def _problems(t: model.Tree, pack, cfg: model.Config, count: str, known: dict):
-    """(kind, text, ids, packed) for the first problem of each kind in one layout.
-    ``known``: results already computed for this NR_CPUS and stride (layouts share IDs)."""
-    env = cfg.env()
-    n = t.macro(count, cfg)
-    seen: dict[int, int] = {}
-    kinds: set[str] = set()
-    for vid in model.layout(cfg.stride, cfg.threads, n, t.id_space(cfg)):
-        r = known.get(vid)
-        if r is None:
-            r = known[vid] = pack(0, vid, env=env)
-        if r.events:
-            kind, text, ids, packed = "event", f"ID {vid} hits {r.events[0].macro} at line " \
-                f"{r.events[0].line}", [vid], None
-        elif r.value >= n:
-            kind, text, ids, packed = "range", f"ID {vid} packs to {r.value}, beyond " \
-                f"{count}={n}", [vid], r.value
-        elif r.value in seen:
-            kind, ids, packed = "collision", [seen[r.value], vid], r.value
-            text = f"IDs {seen[r.value]} and {vid} both pack to {r.value}"
-        else:
-            seen[r.value] = vid
-            continue
-        if kind not in kinds:
-            kinds.add(kind)
-            yield kind, text, ids, packed
