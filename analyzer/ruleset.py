@@ -15,7 +15,7 @@ from .findings import SEVERITIES
 from .profile import Profile, ProfileError
 
 REQUIRED = {"id", "title", "severity", "confidence", "check", "message", "rationale"}
-OPTIONAL = {"scope", "params", "fix", "profile", "variants", "explain"}
+OPTIONAL = {"scope", "params", "fix", "profile", "variants"}
 CONFIDENCES = ("high", "medium", "low")
 
 
@@ -38,7 +38,6 @@ class Rule:
     profile: Profile = field(default_factory=profile_mod.load, compare=False)
     # a documented second case: name -> (severity, message), e.g. BUG vs WARN
     variants: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-    explain: str = ""  # what the rule does not look at (shown by ``vpcheck explain``)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
