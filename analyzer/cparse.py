@@ -40,7 +40,67 @@ def blob_id(data: bytes) -> str:
 
 @functools.lru_cache(maxsize=512)
 def _parse_cached(key: str, data: bytes) -> Tree:
-    return Parser(C).parse(blank_annotations(data))
+    return Parser(C).parse(preprocess(data))
+
+
+def preprocess(data: bytes) -> bytes:
+    """What the compiler of the profile's build sees, at the same offsets: annotations
+    blanked, and the ``#if`` branches the build leaves out (``#if 0`` too) blanked
+    with their directive lines. Newlines stay, so every line number is the file's."""
+    src = blank_annotations(data)
+    return _blank_inactive(src) if b"#" in src else src
+
+
+_DIRECTIVE = re.compile(rb"[ \t]*#[ \t]*(if|ifdef|ifndef|elif|else|endif)\b(.*)", re.S)
+
+
+def _blank_inactive(src: bytes) -> bytes:
+    lines = src.split(b"\n")
+    stack: list[list[bool]] = []  # [enclosing branch active, a branch of this #if taken]
+    active = True
+    i = 0
+    while i < len(lines):
+        j, full = i, lines[i]
+        while full.endswith(b"\\") and j + 1 < len(lines):
+            j += 1
+            full = full[:-1] + b" " + lines[j]
+        m = _DIRECTIVE.match(full)
+        if m:
+            active = _branch(stack, active, m.group(1).decode(), m.group(2).decode())
+        if m or not active:
+            for k in range(i, j + 1):
+                lines[k] = b" " * len(lines[k])
+        i = j + 1
+    return b"\n".join(lines)
+
+
+def _branch(stack: list[list[bool]], active: bool, kw: str, rest: str) -> bool:
+    """Whether the lines after this directive are compiled."""
+    if kw in ("if", "ifdef", "ifndef"):
+        cond = rest if kw == "if" else f"{'!' if kw == 'ifndef' else ''}defined({rest.strip()})"
+        taken = active and _holds(cond)
+        stack.append([active, taken])
+        return taken
+    if not stack:
+        return active  # unbalanced: leave the rest alone
+    outer, taken = stack[-1]
+    if kw == "elif":
+        now = outer and not taken and _holds(rest)
+        stack[-1][1] = taken or now
+        return now
+    if kw == "else":
+        stack[-1][1] = True
+        return outer and not taken
+    stack.pop()
+    return outer
+
+
+def _holds(cond: str) -> bool:
+    from . import defines, profile
+
+    prof = profile.load()
+    cond = re.sub(r"/\*.*?\*/|//.*", " ", cond).strip()
+    return defines.holds(cond, "", False, prof.kconfig, prof.arch_defined)
 
 
 def parse(data: bytes, blob: str | None = None) -> Tree:

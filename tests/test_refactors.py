@@ -74,6 +74,11 @@ EDITS = {
     "guard in unlikely()": lambda s: _edit(
         s, HV, GUARD, "if (unlikely(id >= (KVM_MAX_VCPUS * kvm->arch.emul_smt_mode))) {"),
     "if/else as a switch": lambda s: _edit(s, HV, IF_ELSE, SWITCHED),
+    "guard under #ifdef CONFIG_ the build sets": lambda s: _edit(
+        s, HV, GUARD, "\n#ifdef CONFIG_KVM_BOOK3S_HV_POSSIBLE\n\t\t" + GUARD +
+        "\n#else\n\t\tif (id >= 0) {\n#endif\n"),
+    "alternative under #if 0": lambda s: _edit(
+        s, HV, GUARD, "\n#if 0\n\t\tif (id >= 0) {\n#else\n\t\t" + GUARD + "\n#endif\n"),
     "packing function renamed": lambda s: _rename(s, "kvmppc_pack_vcpu_id", "vpc_fold"),
     "local id renamed": lambda s: _rename(s, "id", "vid", only=HV),
     "parameter cpu renamed": lambda s: _rename(s, "cpu", "srv", only=XC),
