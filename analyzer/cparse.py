@@ -51,27 +51,31 @@ def preprocess(data: bytes) -> bytes:
     return _blank_inactive(src) if b"#" in src else src
 
 
-_DIRECTIVE = re.compile(rb"[ \t]*#[ \t]*(if|ifdef|ifndef|elif|else|endif)\b(.*)", re.S)
+_DIRECTIVE = re.compile(
+    rb"^[ \t]*#[ \t]*(if|ifdef|ifndef|elif|else|endif)\b((?:[^\n]*\\\n)*[^\n]*)", re.M)
 
 
 def _blank_inactive(src: bytes) -> bytes:
-    lines = src.split(b"\n")
+    out = bytearray(src)
     stack: list[list[bool]] = []  # [enclosing branch active, a branch of this #if taken]
-    active = True
-    i = 0
-    while i < len(lines):
-        j, full = i, lines[i]
-        while full.endswith(b"\\") and j + 1 < len(lines):
-            j += 1
-            full = full[:-1] + b" " + lines[j]
-        m = _DIRECTIVE.match(full)
-        if m:
-            active = _branch(stack, active, m.group(1).decode(), m.group(2).decode())
-        if m or not active:
-            for k in range(i, j + 1):
-                lines[k] = b" " * len(lines[k])
-        i = j + 1
-    return b"\n".join(lines)
+    active, start = True, 0  # start: where the current run of lines began
+    for m in _DIRECTIVE.finditer(src):
+        if not active:
+            _blank(out, start, m.start())
+        _blank(out, m.start(), m.end())
+        active = _branch(stack, active, m.group(1).decode(), m.group(2).decode())
+        start = m.end()
+    if not active:
+        _blank(out, start, len(src))
+    return bytes(out)
+
+
+_SPACES = bytes(10 if b == 10 else 32 for b in range(256))
+
+
+def _blank(out: bytearray, lo: int, hi: int) -> None:
+    """Spaces for every byte but newlines in ``out[lo:hi]``."""
+    out[lo:hi] = bytes(out[lo:hi]).translate(_SPACES)
 
 
 def _branch(stack: list[list[bool]], active: bool, kw: str, rest: str) -> bool:

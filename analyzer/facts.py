@@ -261,9 +261,6 @@ def extract_file(path: str, data: bytes, fields: Fields | None = None) -> FileFa
 
 # --- extractors -----------------------------------------------------------
 
-Q_INCLUDE = "(preproc_include path: (_) @path)"
-Q_DEFINE = "(preproc_def name: (identifier) @name value: (preproc_arg)? @value) @def"
-Q_FUNCTION = "(function_definition) @fn"
 Q_CALL = "(call_expression function: (identifier) @name arguments: (argument_list) @args) @call"
 Q_ADD = '(binary_expression operator: "+") @add'
 Q_RETURN = "(return_statement) @ret"
@@ -283,33 +280,55 @@ def _fname(node: Node) -> str | None:
     return cparse.function_name(fn) if fn is not None else None
 
 
+_CONTAINERS = frozenset({"translation_unit", "preproc_if", "preproc_ifdef", "preproc_else",
+                         "preproc_elif", "preproc_elifdef", "ERROR", "linkage_specification",
+                         "declaration_list"})
+_TOP = frozenset({"function_definition", "preproc_def", "preproc_function_def",
+                  "preproc_include"})
+
+
+@functools.lru_cache(maxsize=64)
+def _top_level(root: Node) -> dict[str, list[Node]]:
+    """Definitions, macros and includes outside function bodies, by node type: a walk
+    over the top level (and #if blocks) instead of whole-tree queries."""
+    out: dict[str, list[Node]] = {t: [] for t in _TOP}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for child in reversed(node.children):
+            if child.type in _TOP:
+                out[child.type].append(child)
+            elif child.type in _CONTAINERS:
+                stack.append(child)
+    for nodes in out.values():
+        nodes.sort(key=lambda n: n.start_byte)
+    return out
+
+
 def _includes(root: Node) -> tuple[str, ...]:
-    nodes = cparse.captures(Q_INCLUDE, root).get("path", [])
-    return tuple(cparse.text(n).strip('"<>') for n in nodes)
+    nodes = [n.child_by_field_name("path") for n in _top_level(root)["preproc_include"]]
+    return tuple(cparse.text(n).strip('"<>') for n in nodes if n is not None)
 
 
 def _defines(path: str, root: Node) -> tuple[Define, ...]:
     out = []
-    for m in cparse.matches(Q_DEFINE, root):
-        name = cparse.text(m["name"][0])
-        value = cparse.text(m["value"][0]).replace("\\\n", " ").strip() if "value" in m else ""
-        value = _strip_comments(value)
-        out.append(Define(name, value, path, _line(m["def"][0]), _pp_conds(m["def"][0])))
+    for d in _top_level(root)["preproc_def"]:
+        name, v = d.child_by_field_name("name"), d.child_by_field_name("value")
+        value = cparse.text(v).replace("\\\n", " ").strip() if v is not None else ""
+        out.append(Define(cparse.text(name), _strip_comments(value), path, _line(d),
+                          _pp_conds(d)))
     return tuple(out)
-
-
-Q_MACRO = ("(preproc_function_def name: (identifier) @name parameters: (preproc_params) @params"
-           " value: (preproc_arg)? @value) @def")
 
 
 def _macros(path: str, root: Node) -> tuple[Macro, ...]:
     out = []
-    for m in cparse.matches(Q_MACRO, root):
-        params = tuple(cparse.text(p) for p in m["params"][0].named_children
+    for d in _top_level(root)["preproc_function_def"]:
+        params = tuple(cparse.text(p) for p in d.child_by_field_name("parameters").named_children
                        if p.type == "identifier")
-        body = cparse.text(m["value"][0]).replace("\\\n", " ") if "value" in m else ""
-        out.append(Macro(cparse.text(m["name"][0]), params, _strip_comments(body), path,
-                         _line(m["def"][0]), _pp_conds(m["def"][0])))
+        v = d.child_by_field_name("value")
+        body = cparse.text(v).replace("\\\n", " ") if v is not None else ""
+        out.append(Macro(cparse.text(d.child_by_field_name("name")), params,
+                         _strip_comments(body), path, _line(d), _pp_conds(d)))
     return tuple(out)
 
 
@@ -366,7 +385,7 @@ def _params(fn: Node) -> tuple[str, ...]:
 
 def _functions(path: str, root: Node) -> tuple[Function, ...]:
     out = []
-    for fn in cparse.captures(Q_FUNCTION, root).get("fn", []):
+    for fn in _top_level(root)["function_definition"]:
         name = cparse.function_name(fn)
         if name:
             out.append(Function(name, path, _line(fn), fn.end_point.row + 1, _params(fn),
@@ -443,7 +462,7 @@ def _vp_helpers(path: str, root: Node, fld: str) -> tuple[VpHelper, ...]:
     later ``kvmppc_xive_vp``). Ordinary functions that happen to return a
     raw sum in one branch are not helpers: they are what the rule flags."""
     out = []
-    for fn in cparse.captures(Q_FUNCTION, root).get("fn", []):
+    for fn in _top_level(root)["function_definition"]:
         params = _params(fn)
         rets = [r for r in cparse.captures(Q_RETURN, fn).get("ret", [])
                 if cparse.enclosing_function(r) == fn]
