@@ -97,7 +97,8 @@ def parse_rule(name: str, data: bytes, profile: Profile | None = None) -> Rule:
                 **raw)
     from . import checks
 
-    checks.validate(name, rule)
+    if (err := checks.validate(name, rule)) is not None:
+        raise RuleFileError(err)
     return rule
 
 

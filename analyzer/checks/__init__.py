@@ -24,15 +24,12 @@ def in_scope(rule, path: str) -> bool:
     return any(fnmatch.fnmatchcase(path, pat) for pat in rule.scope)
 
 
-def validate(source: str, rule) -> None:
-    """Raise RuleFileError naming ``source`` if the rule's check or params are wrong."""
-    from ..ruleset import RuleFileError
-
+def validate(source: str, rule) -> str | None:
+    """What is wrong with the rule's check or params, naming ``source`` (None: fine)."""
     spec = discover().get(rule.check)
     if spec is None:
-        raise RuleFileError(f"{source}: no check named {rule.check!r}")
-    if (err := validate_params(source, spec, rule.params)) is not None:
-        raise RuleFileError(err)
+        return f"{source}: no check named {rule.check!r}"
+    return validate_params(source, spec, rule.params)
 
 
 def run(rules: Iterable, facts: Facts, reuse: bool = False) -> list[Finding]:
