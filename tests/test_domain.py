@@ -124,3 +124,59 @@ def test_mutant_vcores_access_before_bound(realtree: Path) -> None:
     # the refused ID's sentinel core = KVM_MAX_VCORES now reaches the access
     assert ce["values"]["index"] == ce["NR_CPUS"]
     assert ce["ids"][0] >= ce["NR_CPUS"] * ce["emul_smt_mode"]
+
+
+# --- the sink kinds the first version missed, injected into 6.12 -------------------
+
+STORE_OLD = """	if (core < KVM_MAX_VCORES) {
+		vcore = kvm->arch.vcores[core];
+		if (vcore && cpu_has_feature(CPU_FTR_ARCH_300)) {
+			pr_devel("KVM: collision on id %u", id);
+			vcore = NULL;
+		} else if (!vcore) {"""
+STORE_NEW = """	if (core < KVM_MAX_VCORES)
+		vcore = kvm->arch.vcores[core];
+	{
+		if (vcore && cpu_has_feature(CPU_FTR_ARCH_300)) {
+			pr_devel("KVM: collision on id %u", id);
+			vcore = NULL;
+		} else if (!vcore) {"""
+
+
+def test_mutant_vcores_store_outside_the_bound(realtree: Path) -> None:
+    """The store into vcores[] moved out of the bound check: a refused ID's sentinel
+    core = KVM_MAX_VCORES is written one past the table."""
+    snap = mutant(realtree, HV_C, STORE_OLD, STORE_NEW)
+    (f,) = run(snap, "vcore-index")
+    lines = snap.files[HV_C].decode().splitlines()
+    assert "kvm->arch.vcores[core] = vcore;" in lines[f.line - 1] and "written" in f.message
+    ce = f.counterexample
+    (vid,) = ce["ids"]
+    # by hand: the create path refuses vid >= NR_CPUS * stride and sets core = KVM_MAX_VCORES
+    assert vid >= ce["NR_CPUS"] * ce["emul_smt_mode"]
+    assert ce["values"]["index"] == ce["NR_CPUS"]  # KVM_MAX_VCORES = NR_CPUS in 6.12
+
+
+def test_mutant_vcores_loop_past_the_table(realtree: Path) -> None:
+    snap = mutant(realtree, HV_C, "\tfor (i = 0; i < KVM_MAX_VCORES; ++i)\n\t\tkfree(",
+                  "\tfor (i = 0; i <= KVM_MAX_VCORES; ++i)\n\t\tkfree(")
+    (f,) = run(snap, "vcore-index")
+    lines = snap.files[HV_C].decode().splitlines()
+    assert "kfree(kvm->arch.vcores[i]);" in lines[f.line - 1]
+    ce = f.counterexample
+    assert ce["values"]["index"] == ce["values"]["size"] == ce["NR_CPUS"]  # i reaches NR_CPUS
+
+
+def test_mutant_constant_vp_block_too_small_above_16_cpus(realtree: Path) -> None:
+    snap = mutant(realtree, XIVE_C, "xive_native_alloc_vp_block(xive->nr_servers);",
+                  "xive_native_alloc_vp_block(16);")
+    found = run(snap, "vp-block-bound")
+    assert {f.counterexample["entry"] for f in found} == {
+        "kvmppc_xive_connect_vcpu", "kvmppc_xive_native_connect_vcpu"}
+    for f in found:
+        ce, v = f.counterexample, f.counterexample["values"]
+        # the smallest build that shows it: NR_CPUS = 32 (16 VPs suffice up to 16 CPUs)
+        assert ce["NR_CPUS"] == 32 and v["block_size"] == 16
+        value, warn = pack_612(32, ce["emul_smt_mode"], ce["ids"][0])
+        assert warn is None and value == v["vp_index"] >= 16
+        assert value < v["nr_servers"] <= 32  # it passes kvmppc_xive_vcpu_id_valid()
