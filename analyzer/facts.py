@@ -134,17 +134,46 @@ class Fields:
 
     @staticmethod
     def of(profile, snapshot: Snapshot | None = None) -> Fields:
-        """The profile's fields; the VP base is the field the VP block allocation is
-        stored in when the snapshot has one (so renaming the field changes nothing)."""
-        vp = profile.fields["block_base"]
-        if snapshot is not None and profile.vp_block_alloc:
+        """The fields by their role when the snapshot shows it, else the profile's
+        names (so renaming a field changes nothing): the VP base is the field the VP
+        block allocation is stored in; the table is the array field indexed by the
+        variable that is compared with the table size."""
+        vp, table = profile.fields["block_base"], profile.fields["table"]
+        if snapshot is None:
+            return Fields(vp, table)
+        sources = [snapshot.files[p] for p in sorted(snapshot.files) if p.endswith(".c")]
+        if profile.vp_block_alloc:
             alloc = "|".join(re.escape(a) for a in profile.vp_block_alloc).encode()
             pat = re.compile(rb"->\s*(\w+)\s*=\s*(?:" + alloc + rb")\s*\(")
-            for path in sorted(snapshot.files):
-                if path.endswith(".c") and (m := pat.search(snapshot.files[path])):
-                    vp = m.group(1).decode()
-                    break
-        return Fields(vp, profile.fields["table"])
+            vp = next((m.group(1).decode() for d in sources if (m := pat.search(d))), None) \
+                or _helper_base(snapshot) or vp
+        return Fields(vp, _table_field(sources, profile.table_size) or table)
+
+
+_HELPER_RETURN = re.compile(rb"return\s+\(?\s*\w+\s*->\s*(\w+)\s*\+\s*\w+\s*\(")
+
+
+def _helper_base(snapshot: Snapshot) -> str | None:
+    """Without an allocation in the tree: the field a VP helper adds a call's result to
+    (``return P->F + f(S);``), the most frequent."""
+    votes: dict[bytes, int] = {}
+    for data in snapshot.files.values():
+        for f in _HELPER_RETURN.findall(data):
+            votes[f] = votes.get(f, 0) + 1
+    return max(sorted(votes), key=votes.get).decode() if votes else None
+
+
+def _table_field(sources: list[bytes], size: str) -> str | None:
+    """``V < SIZE`` with ``->F[V]`` or ``.F[V]`` close by: F is the table (most frequent)."""
+    bound = re.compile(rb"\b(\w+)\s*<\s*" + re.escape(size.encode()) + rb"\b")
+    votes: dict[bytes, int] = {}
+    for data in sources:
+        for m in bound.finditer(data):
+            var = re.escape(m.group(1))
+            near = data[max(0, m.start() - 300):m.end() + 300]
+            for f in re.findall(rb"(?:->|\.)\s*(\w+)\s*\[\s*" + var + rb"\s*\]", near):
+                votes[f] = votes.get(f, 0) + 1
+    return max(sorted(votes), key=votes.get).decode() if votes else None
 
 
 @dataclass(frozen=True, eq=False)  # identity: one Facts per snapshot, cached by the model
@@ -192,7 +221,7 @@ def extract(snapshot: Snapshot, tokens: Iterable[bytes] | None = None,
     prof = profile or profile_mod.load()
     fields = Fields.of(prof, snapshot)
     tokens = (tuple(tokens) if tokens is not None else _default_tokens()) + (
-        fields.block_base.encode(),)
+        fields.block_base.encode(), fields.table.encode())
     files = {}
     for path, data in snapshot.files.items():
         check_utf8(path, data)

@@ -19,6 +19,11 @@ def found_roles(rule, facts: Facts) -> roles.Roles:
     return roles.find(facts, rule.profile)
 
 
+def table_field(rule, facts: Facts) -> str:
+    """The VCORE table's field in this snapshot (found by its role, else the profile's)."""
+    return facts.fields.table if facts.fields is not None else rule.profile.fields["table"]
+
+
 def configs(rule, t: model.Tree, layouts: bool = False) -> list[model.Config]:
     return t.configs(tuple(rule.params["nr_cpus"]) if "nr_cpus" in rule.params else None,
                      layouts)

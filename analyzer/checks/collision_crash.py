@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from .. import cparse, paths
 from ..facts import Facts
 from ..findings import Finding
-from ._common import configs, entries, found_roles, record, tree
+from ._common import configs, entries, found_roles, record, table_field, tree
 from .registry import check
 
 
@@ -20,7 +20,7 @@ def collision_crash(rule, facts: Facts) -> Iterator[Finding]:
     t = tree(rule, facts)
     for entry in entries(rule, facts):
         cp = paths.create_path(t, entry)
-        crash = cp and _crash_on_collision(t, cp, rule.profile.fields["table"])
+        crash = cp and _crash_on_collision(t, cp, table_field(rule, facts))
         if not crash:
             continue
         hit = _first_collision(rule, t, cp)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from .. import paths
 from ..facts import Facts
 from ..findings import Finding
-from ._common import configs, entries, found_roles, record, tree
+from ._common import configs, entries, found_roles, record, table_field, tree
 from .registry import check
 
 
@@ -19,7 +19,7 @@ def vcore_index(rule, facts: Facts) -> Iterator[Finding]:
     if pack is None:
         return  # before packing there is nothing to convert to
     t = tree(rule, facts)
-    table = rule.profile.fields["table"]
+    table = table_field(rule, facts)
     for entry in entries(rule, facts):
         cp = paths.create_path(t, entry)
         if cp is None:
@@ -45,7 +45,7 @@ def _site(rule, t, entry, site, fn) -> Iterator[Finding]:
     access = "written" if site.is_write else "read"
     severity, message = rule.text(
         "unbounded", var=cp.index_var, index=index, id=vid, config=cfg.text(),
-        table=rule.profile.fields["table"], size=rule.profile.table_size, access=access)
+        table=table_field(rule, t.facts), size=rule.profile.table_size, access=access)
     yield Finding(rule.id, severity, fn.path, cp.site_line, 1, fn.name, message,
                   key=f"unbounded:{cp.index_var}:{access}",
                   counterexample=record(cfg, (vid,), entry.function, index=index))
@@ -70,7 +70,7 @@ def _loops(rule, t, facts: Facts) -> Iterator[Finding]:
             if top >= size:
                 severity, message = rule.text(
                     "loop", var=var, bound=bound_text, top=top, size=size_name, size_value=size,
-                    config=cfg.text(), table=rule.profile.fields["table"])
+                    config=cfg.text(), table=table_field(rule, facts))
                 yield Finding(rule.id, severity, sub.path, sub.line, sub.column, sub.function,
                               message, key=f"loop:{var}:{bound_text}",
                               counterexample=record(cfg, (), None, index=top, size=size))
