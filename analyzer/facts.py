@@ -145,8 +145,9 @@ class Fields:
         if profile.vp_block_alloc:
             alloc = "|".join(re.escape(a) for a in profile.vp_block_alloc).encode()
             pat = re.compile(rb"->\s*(\w+)\s*=\s*(?:" + alloc + rb")\s*\(")
-            vp = next((m.group(1).decode() for d in sources if (m := pat.search(d))), None) \
-                or _helper_base(snapshot) or vp
+            vp = next((m.group(1).decode() for d in sources
+                       if any(a.encode() in d for a in profile.vp_block_alloc)
+                       and (m := pat.search(d))), None) or _helper_base(snapshot) or vp
         return Fields(vp, _table_field(sources, profile.table_size) or table)
 
 
@@ -168,6 +169,8 @@ def _table_field(sources: list[bytes], size: str) -> str | None:
     bound = re.compile(rb"\b(\w+)\s*<\s*" + re.escape(size.encode()) + rb"\b")
     votes: dict[bytes, int] = {}
     for data in sources:
+        if size.encode() not in data:
+            continue
         for m in bound.finditer(data):
             var = re.escape(m.group(1))
             near = data[max(0, m.start() - 300):m.end() + 300]
