@@ -332,29 +332,29 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
     """
     out: list[Path] = []
 
-    def walk(fname: str, names: tuple[str, ...], hops: tuple[Hop, ...], seen: frozenset):
+    def walk(fname: str, names: tuple[str, ...], hops: tuple[Hop, ...], seen: frozenset,
+             field: str | None):
         info = t.program.functions.get(fname)
         fact = t.facts.functions.get(fname)
         if info is None or fact is None:
             return
         fn, _ = info
         pointers = _pointers(fn)
-        flow = id_flow(fn, names, id_field if not hops else None, sanitizers,
-                       t.profile.succeed)
+        flow = id_flow(fn, names, field, sanitizers, t.profile.succeed)
         names = names + tuple(n for n, rhs in flow.derived if rhs in names)
+        holders = _field_holders(fn, field)
         lookups = _lookup_vars(fn, sanitizers, names)
         for call in cparse.captures("(call_expression function: (identifier) @f) @c", fn
                                     ).get("c", []):
             callee = cparse.text(call.child_by_field_name("function"))
             args = [a for a in call.child_by_field_name("arguments").named_children
                     if a.type != "comment"]
-            idx = next((i for i, a in enumerate(args) if cparse.strip_parens(a).type ==
-                        "identifier" and cparse.text(cparse.strip_parens(a)) in names), None)
+            idx, by_pointer = _id_argument(args, names, field, holders)
             if idx is None or callee in sanitizers:
                 continue
             if sanitizers and _trusted(call, sanitizers, names, lookups):
                 continue
-            is_target = callee in targets
+            is_target = callee in targets and not by_pointer
             callee_fact = t.facts.functions.get(callee)
             if not is_target and (callee_fact is None or callee in seen or
                                   len(hops) + 1 >= depth or idx >= len(callee_fact.params)):
@@ -364,11 +364,43 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
                       pointers, flow, _in_check(call))
             if is_target:
                 out.append(Path((*hops, hop)))
+            elif by_pointer:
+                walk(callee, (), (*hops, hop), seen | {callee}, field)
             else:
-                walk(callee, (callee_fact.params[idx],), (*hops, hop), seen | {callee})
+                walk(callee, (callee_fact.params[idx],), (*hops, hop), seen | {callee}, None)
 
-    walk(entry, names, (), frozenset({entry}))
+    walk(entry, names, (), frozenset({entry}), id_field)
     return out
+
+
+def _field_holders(fn, field: str | None) -> set[str]:
+    """Pointers whose ``->FIELD`` holds the ID in this function (``vcpu``)."""
+    if not field:
+        return set()
+    out = set()
+    for f in cparse.captures("(field_expression) @f", fn).get("f", []):
+        name = f.child_by_field_name("field")
+        arg = cparse.strip_parens(f.child_by_field_name("argument"))
+        if name is not None and cparse.text(name) == field and arg.type == "identifier":
+            out.add(cparse.text(arg))
+    return out
+
+
+def _id_argument(args, names, field: str | None, holders: set[str]):
+    """(index of the argument that carries the ID, whether by the pointer whose field
+    holds it), or (None, False)."""
+    for i, a in enumerate(args):
+        a = cparse.strip_parens(a)
+        if a.type == "identifier" and cparse.text(a) in names:
+            return i, False
+        if field and a.type == "field_expression" and \
+                cparse.text(a.child_by_field_name("field")) == field:
+            return i, False
+    for i, a in enumerate(args):
+        a = cparse.strip_parens(a)
+        if a.type == "identifier" and cparse.text(a) in holders:
+            return i, True
+    return None, False
 
 
 def _is_lookup(node, sanitizers, names) -> bool:

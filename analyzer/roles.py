@@ -102,7 +102,25 @@ def _pack(facts: Facts) -> str | None:
                     votes.update(_called(assign, facts))
     if not votes:
         return None
-    return min(votes, key=lambda n: (-votes[n], n))
+    unwrapped: Counter[str] = Counter()
+    for name, n in votes.items():
+        unwrapped[unwrap(facts, name)] += n
+    return min(unwrapped, key=lambda n: (-unwrapped[n], n))
+
+
+def unwrap(facts: Facts, name: str, depth: int = 0) -> str:
+    """A function whose body is ``return g(…);`` for a tree function g is a wrapper:
+    the role belongs to g."""
+    fn = _function_node(facts, name)
+    body = [c for c in fn.child_by_field_name("body").named_children if c.type != "comment"]
+    if depth < 4 and len(body) == 1 and body[0].type == "return_statement" and \
+            body[0].named_children:
+        expr = cparse.strip_parens(body[0].named_children[0])
+        if expr.type == "call_expression":
+            callee = cparse.text(expr.child_by_field_name("function"))
+            if callee in facts.functions and callee != name:
+                return unwrap(facts, callee, depth + 1)
+    return name
 
 
 def _folding(facts: Facts, count: str) -> str | None:

@@ -79,6 +79,10 @@ EDITS = {
         "\n#else\n\t\tif (id >= 0) {\n#endif\n"),
     "alternative under #if 0": lambda s: _edit(
         s, HV, GUARD, "\n#if 0\n\t\tif (id >= 0) {\n#else\n\t\t" + GUARD + "\n#endif\n"),
+    "packing call split into a helper reading vcpu->vcpu_id": lambda s: _edit(
+        s, HV, "\t\t\tcore = kvmppc_pack_vcpu_id(kvm, id);", "\t\t\tcore = vpc_core(vcpu);",
+        "static inline u32 vpc_core(struct kvm_vcpu *v)\n{\n"
+        "\treturn kvmppc_pack_vcpu_id(v->kvm, v->vcpu_id);\n}\n"),
     "packing function renamed": lambda s: _rename(s, "kvmppc_pack_vcpu_id", "vpc_fold"),
     "local id renamed": lambda s: _rename(s, "id", "vid", only=HV),
     "parameter cpu renamed": lambda s: _rename(s, "cpu", "srv", only=XC),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from .. import paths
+from .. import paths, roles
 from ..facts import Facts
 from ..findings import Finding
 from ._common import configs, entries, found_roles, record, table_field, tree
@@ -82,7 +82,10 @@ def _unpacked(t, cp: paths.CreatePath, pack: str):
     A constant (the sentinel of a refused ID) is not an index to pack."""
     cfg = t.configs()[0]
     computed = [a for a in cp.assignments if not re.fullmatch(r"\(?[A-Z_0-9]+\)?", a[1])]
-    packs = re.compile(rf"\b{re.escape(pack)}\s*\(")
+    def packs_(text: str) -> bool:
+        """Does ``text`` call the packing function (or a wrapper of it)?"""
+        return any(name in t.facts.functions and roles.unwrap(t.facts, name) == pack
+                   for name in re.findall(r"\b(\w+)\s*\(", text))
 
     def config_guards(a):
         return [g for g in a[0] if not cp.flow.mentions(g.cond)]
@@ -91,9 +94,8 @@ def _unpacked(t, cp: paths.CreatePath, pack: str):
         env = cfg.env()
         return all(paths.holds(t, g, dict(env), cp.flow, cp.function)
                    for g in config_guards(a))
-    if any(packs.search(a[1]) for a in computed):
-        return [a for a in computed if config_guards(a) and on_path(a) and
-                not packs.search(a[1])]
+    if any(packs_(a[1]) for a in computed):
+        return [a for a in computed if config_guards(a) and on_path(a) and not packs_(a[1])]
     return [a for a in computed if on_path(a)]
 
 
