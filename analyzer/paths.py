@@ -276,6 +276,30 @@ def loop_bound(t: model.Tree, sub) -> tuple[str, str, bool] | None:
     return None
 
 
+_COMPARE_OPS = frozenset({"<", "<=", ">", ">=", "==", "!="})
+
+
+def boundaries(t: model.Tree, path: Path, env: dict) -> set[int]:
+    """Candidate IDs from the comparisons on the path: for each side of a comparison in
+    a guard that the configuration alone decides, its value and the values around it
+    (where a check flips)."""
+    out: set[int] = set()
+    for hop in path.hops:
+        for g in hop.guards:
+            for cmp in cparse.captures("(binary_expression) @b", g.cond).get("b", []):
+                if cmp.child_by_field_name("operator").type not in _COMPARE_OPS:
+                    continue
+                for side in ("left", "right"):
+                    text = " ".join(cparse.text(cmp.child_by_field_name(side)).split())
+                    try:
+                        v = t.expr(text)(env=dict(env)).value
+                    except EVAL_ERRORS:
+                        continue
+                    if v is not None:
+                        out.update(x for x in (v - 1, v, v + 1) if 0 <= x < 1 << 32)
+    return out
+
+
 def holds(t: model.Tree, guard, env: dict, flow: IdFlow, function: str) -> bool:
     """Does the guard hold? The one exception policy: C the model cannot evaluate makes
     the verdict undecided; bugs of the evaluator itself propagate."""

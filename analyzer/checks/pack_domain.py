@@ -42,17 +42,23 @@ def pack_domain(rule, facts: Facts) -> Iterator[Finding]:
                           notes=notes)
 
 
-def _ids(t, entry, cfg) -> range:
-    """IDs to try: creation is bounded by generic KVM's ID-space check; a server
-    number handed to an interrupt device is any u32 (a range past every bound)."""
+def _ids(t, entry, cfg, path, extra) -> list[int]:
+    """IDs to try, smallest first: creation is bounded by generic KVM's ID-space check;
+    a server number handed to an interrupt device is any u32: every value up to 16 *
+    NR_CPUS, then the boundaries of the comparisons on the path and the largest
+    value that guards read as ``int`` keep (names bound by the model are ints)."""
     limit = t.id_space(cfg) if entry.bounded_by_id_space else None
-    return range(limit if limit is not None else 16 * cfg.nr_cpus)
+    if limit is not None:
+        return list(range(limit))
+    low = 16 * cfg.nr_cpus
+    far = paths.boundaries(t, path, cfg.env(**extra)) | {(1 << 31) - 1}
+    return list(range(low)) + sorted(v for v in far if low <= v < 1 << 31)
 
 
 def _first_hit(rule, t, path, entry):
     for cfg in configs(rule, t):
         extra = {rule.profile.fields["block_count"]: t.macro(rule.profile.count, cfg)}
-        for vid in _ids(t, entry, cfg):
+        for vid in _ids(t, entry, cfg, path, extra):
             out = paths.run(t, path, cfg, vid, **extra)
             if out.reached and out.result.events:
                 ev = next((e for e in out.result.events if e.kind == "bug"),
