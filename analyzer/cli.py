@@ -189,12 +189,18 @@ def cmd_model(args: argparse.Namespace) -> int:
 
     if args.threads > args.stride:
         raise SystemExit(_fail(f"model: --threads {args.threads} exceeds --stride {args.stride}"))
-    tree_path = args.tree or (None if args.rev else bundled_example())
-    snap = source.load(tree_path, rev=args.rev)
     prof = profile.load()
     if args.threads_per_subcore is not None:
         env = {**dict(prof.env), "threads_per_subcore": args.threads_per_subcore}
         prof = replace(prof, env=tuple(sorted(env.items())))
+    low, high = prof.nr_cpus_range
+    if not low <= args.nr_cpus <= high:
+        raise InputError(f"model: --nr-cpus {args.nr_cpus} is outside what the kernel's "
+                         f"configuration allows ({low}..{high})")
+    if (args.vcpus or 0) > args.stride * args.nr_cpus:
+        raise InputError(f"model: --vcpus {args.vcpus} exceeds stride * NR_CPUS")
+    tree_path = args.tree or (None if args.rev else bundled_example())
+    snap = source.load(tree_path, rev=args.rev)
     fx = facts.extract(snap, profile=prof)
     t = model.tree(fx, prof)
     pack = roles.find(fx, prof).pack

@@ -32,6 +32,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "fields": {"block_base": (str, True), "table": (str, True), "block_count": (str, True)},
     "config": {"kconfig": (list, True), "arch_defined": (list, False), "nr_cpus": (str, True),
                "stride": (str, True), "nr_cpus_values": (list, True), "strides": (list, True),
+               "nr_cpus_range": (list, False),
                "block_count_min": (int, True), "block_count_max": (str, True)},
     "config.variant": {"guard": (str, True)},
     "runtime": {"sanitizers": (list, False), "succeed": (list, False),
@@ -68,6 +69,7 @@ class Profile:
     nr_cpus: str
     stride: str
     nr_cpus_values: tuple[int, ...]
+    nr_cpus_range: tuple[int, int]
     strides: tuple[int, ...]
     block_count_min: int
     block_count_max: str
@@ -125,6 +127,12 @@ def _table(source: str, raw: Mapping, dotted: str) -> Mapping:
     return node
 
 
+def _pair(source: str, value: list) -> tuple[int, int]:
+    if len(value) != 2 or not all(isinstance(v, int) for v in value) or value[0] > value[1]:
+        raise ProfileError(f"{source}: [config] nr_cpus_range must be [low, high]")
+    return value[0], value[1]
+
+
 def _entries(source: str, raw: list) -> tuple[Entry, ...]:
     out = []
     for e in raw:
@@ -157,6 +165,7 @@ def parse(source: str, data: bytes) -> Profile:
         fields=MappingProxyType(dict(flds)), kconfig=frozenset(cfg["kconfig"]),
         arch_defined=frozenset(cfg.get("arch_defined", ())), nr_cpus=cfg["nr_cpus"],
         stride=cfg["stride"], nr_cpus_values=tuple(cfg["nr_cpus_values"]),
+        nr_cpus_range=_pair(source, cfg.get("nr_cpus_range", [1, 1 << 20])),
         strides=tuple(cfg["strides"]), block_count_min=cfg["block_count_min"],
         block_count_max=cfg["block_count_max"], env=tuple(sorted(env.items())),
         variant_guard=variant["guard"], entries=_entries(source, raw.get("entries", [])),

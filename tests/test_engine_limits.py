@@ -83,3 +83,13 @@ def test_each_file_is_hashed_once(monkeypatch) -> None:
     t = model.tree(fx)
     assert len(t.program.functions) > 300
     assert len(calls) <= len(snap.files)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (("--nr-cpus", "100000000"), "--nr-cpus 100000000 is outside what the kernel's "
+                                 "configuration allows (2..8192)"),
+    (("--nr-cpus", "16", "--vcpus", "1000"), "--vcpus 1000 exceeds stride * NR_CPUS"),
+])
+def test_model_configuration_space_is_bounded(cli, argv, message) -> None:
+    rc, out, err = cli("model", *argv)
+    assert rc == 2 and out == "" and err == f"vpcheck: error: model: {message}\n"
