@@ -202,6 +202,15 @@ class Facts:
         object.__setattr__(self, "defines", MappingProxyType(defines))
         object.__setattr__(self, "functions", MappingProxyType(functions))
 
+    def node(self, name: str) -> Node | None:
+        """The ``function_definition`` node of function ``name`` (its file parsed once)."""
+        f = self.functions[name]
+        root = cparse.parse(self.snapshot.files[f.path], self.files[f.path].blob).root_node
+        node = root.descendant_for_byte_range(f.start_byte, f.end_byte)
+        while node is not None and node.type != "function_definition":
+            node = node.parent
+        return node
+
     def all(self, attr: str) -> Iterable:
         for path in sorted(self.files):
             yield from getattr(self.files[path], attr)

@@ -55,6 +55,13 @@ class Finding:
         return (self.path, self.line, self.column, self.rule, self.message)
 
 
+def without_lines(text: str) -> str:
+    """``text`` without line numbers: what a fingerprint key may hold."""
+    import re
+
+    return re.sub(r"\s*(?:at |)line \d+", "", text)
+
+
 def _digest(*parts: object) -> str:
     h = hashlib.sha1("\x1f".join(str(p) for p in parts).encode())
     return h.hexdigest()[:20]

@@ -132,15 +132,11 @@ def tree(facts: Facts, prof: Profile | None = None) -> Tree:
     """The model of one snapshot's facts (shared by every model-backed rule)."""
     prof = prof or profile_mod.load()
     chosen = defines.select(facts.all("defines"), prof.kconfig, prof.arch_defined)
-    roots = {path: cparse.parse(facts.snapshot.files[path], ff.blob).root_node
-             for path, ff in facts.files.items() if ff.parsed}  # one hash per file
     functions = {}
     for f in facts.functions.values():
         if not defines.active(f.conds, prof.kconfig, prof.arch_defined):
             continue  # under #if 0 or a branch the profile's build leaves out
-        node = roots[f.path].descendant_for_byte_range(f.start_byte, f.end_byte)
-        while node is not None and node.type != "function_definition":
-            node = node.parent
+        node = facts.node(f.name)
         if node is not None:
             functions[f.name] = (node, facts.snapshot.files[f.path])
     macros = {}

@@ -61,14 +61,6 @@ def _root(facts: Facts, path: str):
     return cparse.parse(facts.snapshot.files[path], facts.files[path].blob).root_node
 
 
-def _function_node(facts: Facts, name: str):
-    f = facts.functions[name]
-    node = _root(facts, f.path).descendant_for_byte_range(f.start_byte, f.end_byte)
-    while node is not None and node.type != "function_definition":
-        node = node.parent
-    return node
-
-
 def _called(expr, facts: Facts) -> list[str]:
     """Tree functions called in ``expr`` with at least one argument."""
     out = []
@@ -84,13 +76,13 @@ def _pack(facts: Facts) -> str | None:
     """The function whose result indexes the table or offsets the VP base."""
     votes: Counter[str] = Counter()
     for h in facts.all("vp_helpers"):
-        fn = _function_node(facts, h.name)
+        fn = facts.node(h.name)
         for ret in cparse.captures("(return_statement) @r", fn).get("r", []):
             votes.update(n for n in _called(ret, facts) if n != h.name)
     for sub in facts.all("subscripts"):
         if sub.function not in facts.functions:
             continue
-        fn = _function_node(facts, sub.function)
+        fn = facts.node(sub.function)
         for node in cparse.captures("(subscript_expression) @s", fn).get("s", []):
             if node.start_point.row + 1 != sub.line:
                 continue
@@ -111,7 +103,7 @@ def _pack(facts: Facts) -> str | None:
 def unwrap(facts: Facts, name: str, depth: int = 0) -> str:
     """A function whose body is ``return g(…);`` for a tree function g is a wrapper:
     the role belongs to g."""
-    fn = _function_node(facts, name)
+    fn = facts.node(name)
     body = [c for c in fn.child_by_field_name("body").named_children if c.type != "comment"]
     if depth < 4 and len(body) == 1 and body[0].type == "return_statement" and \
             body[0].named_children:
@@ -136,7 +128,7 @@ def _folding(facts: Facts, count: str) -> str | None:
         text = facts.snapshot.files[f.path][f.start_byte:f.end_byte]
         if count.encode() not in text or not (b"/" in text or b"%" in text):
             continue
-        if cparse.captures(q, _function_node(facts, name)).get("t"):
+        if cparse.captures(q, facts.node(name)).get("t"):
             return name
     return None
 

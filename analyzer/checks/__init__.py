@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from ..errors import ModelLimit
 from ..facts import Facts
-from ..findings import Finding, fingerprinted
+from ..findings import Finding, fingerprinted, without_lines
 from .registry import Spec, discover, validate_params
 
 
@@ -88,13 +88,8 @@ def _model_limit(rule, facts: Facts, e: ModelLimit) -> Finding:
     return Finding(rule.id, "info", path, line, 1, e.function,
                    f"undecided: the model could not evaluate {e.function}(): {e}; "
                    f"{rule.id} not checked on this path",
-                   key=f"model-limit:{_no_lines(str(e))}")
+                   key=f"model-limit:{without_lines(str(e))}")
 
-
-def _no_lines(text: str) -> str:
-    import re
-
-    return re.sub(r" at line \d+", "", text)
 
 
 def _line_text(facts: Facts, path: str, line: int) -> str:

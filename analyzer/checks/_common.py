@@ -51,9 +51,3 @@ def path_notes(facts: Facts, path: paths.Path, vid: int) -> tuple[Note, ...]:
                         hop.function))
     return tuple(out)
 
-
-def no_lines(text: str) -> str:
-    """``text`` without line numbers: what a fingerprint may hold."""
-    import re
-
-    return re.sub(r"\s*(?:at |)line \d+", "", text)

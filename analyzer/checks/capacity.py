@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 from .. import model, paths
 from ..facts import Facts
-from ..findings import Finding
-from ._common import entries, no_lines, record, tree
+from ..findings import Finding, without_lines
+from ._common import entries, record, tree
 from .registry import check
 
 
@@ -35,7 +35,7 @@ def capacity(rule, facts: Facts) -> Iterator[Finding]:
             severity, message = rule.text(created=created, max=n, config=cfg.text(), why=why)
             found[where] = Finding(
                 rule.id, severity, where[0], where[1], 1, where[2], message,
-                key=no_lines(f"{where[0]}:{where[2]}:{why.split(' ', 2)[-1]}"),
+                key=without_lines(f"{where[0]}:{where[2]}:{why.split(' ', 2)[-1]}"),
                 counterexample=record(cfg, (vid,), entry.function, vcpus=created, count=n))
         yield from found.values()
 
