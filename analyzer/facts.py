@@ -25,6 +25,13 @@ def _default_tokens() -> tuple[bytes, ...]:
     return tuple(t.encode() for t in profile.tokens(profile.load()))
 
 
+def __getattr__(name: str):
+    """``TOKENS``: the shipped profile's prefilter tokens (kept for older callers)."""
+    if name == "TOKENS":
+        return _default_tokens()
+    raise AttributeError(name)
+
+
 @dataclass(frozen=True)
 class Define:
     name: str
