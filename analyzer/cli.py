@@ -161,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the guest's core stride, kvm->arch.emul_smt_mode")
     m.add_argument("--threads", type=_positive, default=1, help="guest threads per core")
     m.add_argument("--vcpus", type=_positive, help="number of vCPUs (default: NR_CPUS)")
-    m.add_argument("--threads-per-subcore", type=int, choices=(1, 2, 4, 8), default=4)
+    m.add_argument("--threads-per-subcore", type=int, choices=(1, 2, 4, 8), default=None,
+                   help="threads per subcore of the host (default: the profile's)")
     m.add_argument("--format", choices=("text", "json"), default="text")
     m.add_argument("--svg", metavar="FILE", help="also write the occupancy picture")
     m.set_defaults(func=cmd_model)
@@ -435,22 +436,41 @@ def bundled_example() -> str:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    from . import facts, model, occupancy, ruleset, source
-    from .errors import InputError
+    from dataclasses import replace
+
+    from . import facts, model, occupancy, profile, roles, ruleset, source
+    from .errors import InputError, ModelLimit
     from .limits import check
 
     if args.threads > args.stride:
         raise InputError(f"model: --threads {args.threads} exceeds --stride {args.stride}")
+    prof = profile.load()
+    if args.threads_per_subcore is not None:
+        env = {**dict(prof.env), "threads_per_subcore": args.threads_per_subcore}
+        prof = replace(prof, env=tuple(sorted(env.items())))
+    low, high = prof.nr_cpus_range
+    if not low <= args.nr_cpus <= high:
+        raise InputError(f"model: --nr-cpus {args.nr_cpus} is outside what the kernel's "
+                         f"configuration allows ({low}..{high})")
+    if (args.vcpus or 0) > args.stride * args.nr_cpus:
+        raise InputError(f"model: --vcpus {args.vcpus} exceeds stride * NR_CPUS")
     # the table has one row per ID and the grid one cell per slot: bound both
     check("model_ids", args.nr_cpus, f"model: --nr-cpus {args.nr_cpus}")
     if args.vcpus:
         check("model_ids", args.vcpus, f"model: --vcpus {args.vcpus}")
     tree_path = args.tree or (None if args.rev else bundled_example())
     snap = source.load(tree_path, rev=args.rev)
-    (rule,) = ruleset.select(["pack-table"])
-    t = model.tree(facts.extract(snap))
-    cfg = model.Config(args.nr_cpus, args.stride, args.threads, args.threads_per_subcore)
-    m = occupancy.mapping(t, rule.params["function"], cfg, args.vcpus or args.nr_cpus)
+    fx = facts.extract(snap, profile=prof)
+    t = model.tree(fx, prof)
+    pack = roles.find(fx, prof).pack
+    if pack is None:
+        raise InputError("model: the packing function is not in this tree (a tree before packing?)")
+    cfg = model.Config(args.nr_cpus, args.stride, args.threads, prof)
+    try:
+        (rule,) = ruleset.select(["pack-table"])
+        m = occupancy.mapping(t, pack, cfg, args.vcpus or args.nr_cpus, rule)
+    except ModelLimit as e:
+        raise InputError(f"model: cannot evaluate {e.function or pack}(): {e}") from None
     check("model_ids", m.size, f"model: KVM_MAX_VCPUS={m.size} for --nr-cpus {args.nr_cpus}")
     if args.svg:
         try:

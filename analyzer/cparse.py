@@ -16,18 +16,21 @@ from tree_sitter import Language, Node, Parser, Query, QueryCursor, Tree
 
 C = Language(tree_sitter_c.language())
 
-# Kernel annotations tree-sitter-c does not know. Blanking them with the same
-# number of spaces keeps every byte offset and line number unchanged and turns
-# most ERROR nodes back into ordinary declarations.
-_ANNOTATIONS = re.compile(
-    rb"\b(?:__user|__iomem|__rcu|__percpu|__force|__bitwise|__must_check|__init|__exit"
-    rb"|__read_mostly|__always_inline|noinline|__maybe_unused|__cold|__ro_after_init"
-    rb"|__noreturn|__always_unused)\b"
-)
+# Kernel annotations tree-sitter-c does not know (the profile lists them).
+# Blanking them with the same number of spaces keeps every byte offset and
+# line number unchanged and turns most ERROR nodes back into ordinary declarations.
+
+
+@functools.cache
+def _annotations() -> re.Pattern[bytes]:
+    from . import profile
+
+    words = profile.load().annotations or ("__vpcheck_none__",)
+    return re.compile(rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in words) + rb")\b")
 
 
 def blank_annotations(src: bytes) -> bytes:
-    return _ANNOTATIONS.sub(lambda m: b" " * len(m.group(0)), src)
+    return _annotations().sub(lambda m: b" " * len(m.group(0)), src)
 
 
 def blob_id(data: bytes) -> str:
@@ -37,12 +40,77 @@ def blob_id(data: bytes) -> str:
 
 @functools.lru_cache(maxsize=512)
 def _parse_cached(key: str, data: bytes) -> Tree:
-    return Parser(C).parse(blank_annotations(data))
+    return Parser(C).parse(preprocess(data))
 
 
-def parse(data: bytes) -> Tree:
-    """Parse C bytes (cached by blob id)."""
-    return _parse_cached(blob_id(data), data)
+def preprocess(data: bytes) -> bytes:
+    """What the compiler of the profile's build sees, at the same offsets: annotations
+    blanked, and the ``#if`` branches the build leaves out (``#if 0`` too) blanked
+    with their directive lines. Newlines stay, so every line number is the file's."""
+    src = blank_annotations(data)
+    return _blank_inactive(src) if b"#" in src else src
+
+
+_DIRECTIVE = re.compile(
+    rb"^[ \t]*#[ \t]*(if|ifdef|ifndef|elif|else|endif)\b((?:[^\n]*\\\n)*[^\n]*)", re.M)
+
+
+def _blank_inactive(src: bytes) -> bytes:
+    out = bytearray(src)
+    stack: list[list[bool]] = []  # [enclosing branch active, a branch of this #if taken]
+    active, start = True, 0  # start: where the current run of lines began
+    for m in _DIRECTIVE.finditer(src):
+        if not active:
+            _blank(out, start, m.start())
+        _blank(out, m.start(), m.end())
+        active = _branch(stack, active, m.group(1).decode(), m.group(2).decode())
+        start = m.end()
+    if not active:
+        _blank(out, start, len(src))
+    return bytes(out)
+
+
+_SPACES = bytes(10 if b == 10 else 32 for b in range(256))
+
+
+def _blank(out: bytearray, lo: int, hi: int) -> None:
+    """Spaces for every byte but newlines in ``out[lo:hi]``."""
+    out[lo:hi] = bytes(out[lo:hi]).translate(_SPACES)
+
+
+def _branch(stack: list[list[bool]], active: bool, kw: str, rest: str) -> bool:
+    """Whether the lines after this directive are compiled."""
+    if kw in ("if", "ifdef", "ifndef"):
+        cond = rest if kw == "if" else f"{'!' if kw == 'ifndef' else ''}defined({rest.strip()})"
+        taken = active and _holds(cond)
+        stack.append([active, taken])
+        return taken
+    if not stack:
+        return active  # unbalanced: leave the rest alone
+    outer, taken = stack[-1]
+    if kw == "elif":
+        now = outer and not taken and _holds(rest)
+        stack[-1][1] = taken or now
+        return now
+    if kw == "else":
+        stack[-1][1] = True
+        return outer and not taken
+    stack.pop()
+    return outer
+
+
+def _holds(cond: str) -> bool:
+    from . import defines, profile
+
+    prof = profile.load()
+    cond = re.sub(r"/\*.*?\*/|//.*", " ", cond).strip()
+    return defines.holds(cond, "", False, prof.kconfig, prof.arch_defined)
+
+
+def parse(data: bytes, blob: str | None = None) -> Tree:
+    """Parse C bytes (cached by blob id; pass ``blob`` when it is known: hashing a
+    large file for every lookup is what made big files quadratic)."""
+    return _parse_cached(blob or blob_id(data), data)
 
 
 @functools.cache

@@ -4,13 +4,13 @@ A macro may be defined several times under different ``#if``s (the 6.12
 ``KVM_MAX_VCPU_IDS`` has three). The model needs the one a POWER9 KVM-HV host
 kernel is built with. The choice is made from the tree's own conditions:
 
-- ``CONFIG_*`` symbols are enabled iff they are in :data:`POWERPC_HV` (what a
-  powernv/pseries KVM-HV kernel enables); every other ``CONFIG_*`` is off;
+- ``CONFIG_*`` symbols are enabled iff the profile's ``kconfig`` lists them
+  (what a powernv/pseries KVM-HV kernel enables); every other ``CONFIG_*`` is off;
 - ``#ifndef NAME`` around ``#define NAME`` (the generic fallback idiom) holds
   iff no other definition of NAME applies;
 - any other ``defined(X)`` is an include guard or an arch symbol: include
-  guards are taken as not yet defined, and ``__KERNEL__``/``__powerpc64__``
-  as defined;
+  guards are taken as not yet defined, and the profile's ``arch_defined``
+  symbols as defined;
 - arch/powerpc definitions are preferred to generic ones (paths sort so);
 - an ``#if`` expression that cannot be evaluated counts as true.
 """
@@ -19,32 +19,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from .facts import Define
-
-POWERPC_HV = frozenset({
-    "CONFIG_PPC", "CONFIG_PPC64", "CONFIG_PPC_BOOK3S", "CONFIG_PPC_BOOK3S_64",
-    "CONFIG_PPC_POWERNV", "CONFIG_PPC_PSERIES", "CONFIG_SMP", "CONFIG_KVM",
-    "CONFIG_KVM_BOOK3S_64", "CONFIG_KVM_BOOK3S_64_HANDLER", "CONFIG_KVM_BOOK3S_HV_POSSIBLE",
-    "CONFIG_KVM_BOOK3S_64_HV", "CONFIG_KVM_XICS", "CONFIG_KVM_XIVE", "CONFIG_PPC_XIVE",
-    "CONFIG_PPC_XIVE_NATIVE", "CONFIG_PPC_RADIX_MMU", "CONFIG_PPC_TRANSACTIONAL_MEM",
-})
-ARCH_DEFINED = frozenset({"__KERNEL__", "__powerpc__", "__powerpc64__", "__BIG_ENDIAN__"})
+if TYPE_CHECKING:
+    from .facts import Define
 
 _DEFINED = re.compile(r"\b(?:defined|IS_ENABLED|IS_BUILTIN|IS_REACHABLE)\s*\(?\s*(\w+)\s*\)?")
 
 
-def _truth(name: str, own: str, others_apply: bool, kconfig: frozenset[str]) -> bool:
+def _truth(name: str, own: str, others_apply: bool, kconfig: frozenset[str],
+           arch: frozenset[str]) -> bool:
     if name.startswith("CONFIG_"):
         return name in kconfig
     if name == own:
         return others_apply
-    return name in ARCH_DEFINED
+    return name in arch
 
 
-def _holds(cond: str, own: str, others_apply: bool, kconfig: frozenset[str]) -> bool:
-    expr = _DEFINED.sub(lambda m: "1" if _truth(m.group(1), own, others_apply, kconfig) else "0",
-                        cond)
+def holds(cond: str, own: str, others_apply: bool, kconfig: frozenset[str],
+          arch: frozenset[str] = frozenset()) -> bool:
+    """Does the ``#if`` condition ``cond`` hold in the configuration?"""
+    expr = _DEFINED.sub(
+        lambda m: "1" if _truth(m.group(1), own, others_apply, kconfig, arch) else "0", cond)
     expr = re.sub(r"\bCONFIG_\w+\b", lambda m: "1" if m.group(0) in kconfig else "0", expr)
     expr = expr.replace("&&", " and ").replace("||", " or ")
     expr = re.sub(r"!(?!=)", " not ", expr)
@@ -56,20 +52,23 @@ def _holds(cond: str, own: str, others_apply: bool, kconfig: frozenset[str]) -> 
         return True
 
 
-def _applies(d: Define, others_apply: bool, kconfig: frozenset[str]) -> bool:
-    return all(_holds(c, d.name, others_apply, kconfig) == want for c, want in d.conds)
+def _applies(d: Define, others_apply: bool, kconfig: frozenset[str],
+             arch: frozenset[str]) -> bool:
+    return all(holds(c, d.name, others_apply, kconfig, arch) == want for c, want in d.conds)
 
 
-def select(defines: Iterable[Define], kconfig: frozenset[str] = POWERPC_HV) -> dict[str, Define]:
-    """name -> the definition a powerpc KVM-HV build uses."""
+def select(defines: Iterable[Define], kconfig: frozenset[str],
+           arch: frozenset[str] = frozenset()) -> dict[str, Define]:
+    """name -> the definition the profile's build uses."""
     by_name: dict[str, list[Define]] = {}
     for d in sorted(defines, key=lambda d: (not d.path.startswith("arch/"), d.path, d.line)):
         by_name.setdefault(d.name, []).append(d)
     out: dict[str, Define] = {}
     for name, cands in by_name.items():
         for i, d in enumerate(cands):
-            others = any(_applies(o, False, kconfig) for j, o in enumerate(cands) if j != i)
-            if _applies(d, others, kconfig):
+            others = any(_applies(o, False, kconfig, arch)
+                         for j, o in enumerate(cands) if j != i)
+            if _applies(d, others, kconfig, arch):
                 out[name] = d
                 break
     return out
@@ -77,3 +76,9 @@ def select(defines: Iterable[Define], kconfig: frozenset[str] = POWERPC_HV) -> d
 
 def values(defines: Mapping[str, Define]) -> dict[str, str]:
     return {name: d.value for name, d in defines.items()}
+
+
+def active(conds, kconfig: frozenset[str], arch: frozenset[str] = frozenset()) -> bool:
+    """Is code under these ``#if`` conditions compiled in the profile's build?
+    (``#if 0`` never is; an expression that cannot be evaluated counts as true.)"""
+    return all(holds(c, "", False, kconfig, arch) == want for c, want in conds)

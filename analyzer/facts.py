@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -19,12 +18,18 @@ from tree_sitter import Node
 from . import cparse
 from .source import Snapshot, check_utf8
 
-# By default a file is parsed when it holds one of these; the rules that run
-# narrow it down (each rule file lists the tokens its facts can come from).
-TOKENS = (
-    b"vp_base", b"vcores", b"pack_vcpu_id", b"KVM_MAX_VCPU", b"KVM_MAX_VCORES",
-    b"MAX_SMT_THREADS", b"nr_servers", b"smt_mode", b"NR_CPUS",
-)
+
+def _default_tokens() -> tuple[bytes, ...]:
+    from . import profile
+
+    return tuple(t.encode() for t in profile.tokens(profile.load()))
+
+
+def __getattr__(name: str):
+    """``TOKENS``: the shipped profile's prefilter tokens (kept for older callers)."""
+    if name == "TOKENS":
+        return _default_tokens()
+    raise AttributeError(name)
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,18 @@ class Define:
 
 
 @dataclass(frozen=True)
+class Macro:
+    """A function-like ``#define NAME(PARAMS) BODY``."""
+
+    name: str
+    params: tuple[str, ...]
+    body: str
+    path: str
+    line: int
+    conds: tuple[tuple[str, bool], ...] = ()
+
+
+@dataclass(frozen=True)
 class Function:
     name: str
     path: str
@@ -47,6 +64,7 @@ class Function:
     params: tuple[str, ...]
     start_byte: int
     end_byte: int
+    conds: tuple[tuple[str, bool], ...] = ()  # the #if conditions around it, as Define's
 
 
 @dataclass(frozen=True)
@@ -72,6 +90,7 @@ class VpAddition:
     obj: str  # X, as written
     offset: str  # E, as written (the other terms of the chain, in order)
     expr: str  # the chain, as written
+    conds: tuple[tuple[str, bool], ...] = ()  # the #if conditions around it
 
 
 @dataclass(frozen=True)
@@ -106,17 +125,72 @@ class FileFacts:
     errors: int
     includes: tuple[str, ...] = ()
     defines: tuple[Define, ...] = ()
+    macros: tuple[Macro, ...] = ()
     functions: tuple[Function, ...] = ()
     vp_additions: tuple[VpAddition, ...] = ()
     vp_helpers: tuple[VpHelper, ...] = ()
     subscripts: tuple[Subscript, ...] = ()
 
 
+@dataclass(frozen=True)
+class Fields:
+    """The field names the extractors look for (from the kernel profile)."""
+
+    block_base: str
+    table: str
+
+    @staticmethod
+    def of(profile, snapshot: Snapshot | None = None) -> Fields:
+        """The fields by their role when the snapshot shows it, else the profile's
+        names (so renaming a field changes nothing): the VP base is the field the VP
+        block allocation is stored in; the table is the array field indexed by the
+        variable that is compared with the table size."""
+        vp, table = profile.fields["block_base"], profile.fields["table"]
+        if snapshot is None:
+            return Fields(vp, table)
+        sources = [snapshot.files[p] for p in sorted(snapshot.files) if p.endswith(".c")]
+        if profile.vp_block_alloc:
+            alloc = "|".join(re.escape(a) for a in profile.vp_block_alloc).encode()
+            pat = re.compile(rb"->\s*(\w+)\s*=\s*(?:" + alloc + rb")\s*\(")
+            vp = next((m.group(1).decode() for d in sources
+                       if any(a.encode() in d for a in profile.vp_block_alloc)
+                       and (m := pat.search(d))), None) or _helper_base(snapshot) or vp
+        return Fields(vp, _table_field(sources, profile.table_size) or table)
+
+
+_HELPER_RETURN = re.compile(rb"return\s+\(?\s*\w+\s*->\s*(\w+)\s*\+\s*\w+\s*\(")
+
+
+def _helper_base(snapshot: Snapshot) -> str | None:
+    """Without an allocation in the tree: the field a VP helper adds a call's result to
+    (``return P->F + f(S);``), the most frequent."""
+    votes: dict[bytes, int] = {}
+    for data in snapshot.files.values():
+        for f in _HELPER_RETURN.findall(data):
+            votes[f] = votes.get(f, 0) + 1
+    return max(sorted(votes), key=votes.get).decode() if votes else None
+
+
+def _table_field(sources: list[bytes], size: str) -> str | None:
+    """``V < SIZE`` with ``->F[V]`` or ``.F[V]`` close by: F is the table (most frequent)."""
+    bound = re.compile(rb"\b(\w+)\s*<\s*" + re.escape(size.encode()) + rb"\b")
+    votes: dict[bytes, int] = {}
+    for data in sources:
+        if size.encode() not in data:
+            continue
+        for m in bound.finditer(data):
+            var = re.escape(m.group(1))
+            near = data[max(0, m.start() - 300):m.end() + 300]
+            for f in re.findall(rb"(?:->|\.)\s*(\w+)\s*\[\s*" + var + rb"\s*\]", near):
+                votes[f] = votes.get(f, 0) + 1
+    return max(sorted(votes), key=votes.get).decode() if votes else None
+
+
 @dataclass(frozen=True, eq=False)  # identity: one Facts per snapshot, cached by the model
 class Facts:
     snapshot: Snapshot
     files: Mapping[str, FileFacts]
-    seconds: float = 0.0
+    fields: Fields | None = None  # the field names the extractors used
     defines: Mapping[str, Define] = field(default_factory=dict)
     functions: Mapping[str, Function] = field(default_factory=dict)
 
@@ -135,6 +209,15 @@ class Facts:
         object.__setattr__(self, "defines", MappingProxyType(defines))
         object.__setattr__(self, "functions", MappingProxyType(functions))
 
+    def node(self, name: str) -> Node | None:
+        """The ``function_definition`` node of function ``name`` (its file parsed once)."""
+        f = self.functions[name]
+        root = cparse.parse(self.snapshot.files[f.path], self.files[f.path].blob).root_node
+        node = root.descendant_for_byte_range(f.start_byte, f.end_byte)
+        while node is not None and node.type != "function_definition":
+            node = node.parent
+        return node
+
     def all(self, attr: str) -> Iterable:
         for path in sorted(self.files):
             yield from getattr(self.files[path], attr)
@@ -148,24 +231,52 @@ class Facts:
         return sum(ff.errors for ff in self.files.values())
 
 
-def extract(snapshot: Snapshot, tokens: Iterable[bytes] = TOKENS) -> Facts:
-    """Facts of every file; only files holding one of ``tokens`` are parsed."""
-    t0 = time.perf_counter()
-    tokens = tuple(tokens)
+def extract(snapshot: Snapshot, tokens: Iterable[bytes] | None = None,
+            profile=None) -> Facts:
+    """Facts of every file; only files holding one of ``tokens`` are parsed.
+    ``profile`` (default: the shipped one) names the fields to look for."""
+    from . import profile as profile_mod
+
+    prof = profile or profile_mod.load()
+    fields = Fields.of(prof, snapshot)
+    tokens = (tuple(tokens) if tokens is not None else _default_tokens()) + (
+        fields.block_base.encode(), fields.table.encode())
     files = {}
     for path, data in snapshot.files.items():
         check_utf8(path, data)
         if any(tok in data for tok in tokens):
-            files[path] = extract_file(path, data)
+            files[path] = extract_file(path, data, fields)
+    words = _words(tuple(snapshot.files[p] for p in files))
+    for path, data in snapshot.files.items():
+        if path in files:
+            continue
+        if path.endswith(".h") and _defines_used(data, words):
+            files[path] = extract_file(path, data, fields)
         else:
             files[path] = FileFacts(path, cparse.blob_id(data), parsed=False, errors=0)
-    return Facts(snapshot, files, time.perf_counter() - t0)
+    return Facts(snapshot, files, fields)
+
+
+def _words(datas: tuple[bytes, ...]) -> frozenset[bytes]:
+    """Macro-like names (upper case) the files use but do not define."""
+    used = {w for d in datas for w in _MACRO_WORD.findall(d)}
+    return frozenset(used - {n for d in datas for n in _DEFINE.findall(d)})
+
+
+_MACRO_WORD = re.compile(rb"\b[A-Z_][A-Z0-9_]{2,}\b")
+_DEFINE = re.compile(rb"^\s*#\s*define\s+(\w+)", re.M)
+
+
+def _defines_used(data: bytes, words: frozenset[bytes]) -> bool:
+    """A header that defines a macro the parsed files use (``MAX_SMT_THREADS``)."""
+    return any(name in words for name in _DEFINE.findall(data))
 
 
 @functools.lru_cache(maxsize=1024)
-def _extract_cached(path: str, blob: str, data: bytes) -> FileFacts:
-    tree = cparse.parse(data)
+def _extract_cached(path: str, blob: str, data: bytes, fields: Fields) -> FileFacts:
+    tree = cparse.parse(data, blob)
     root = tree.root_node
+    vp = fields.block_base.encode() in data
     return FileFacts(
         path=path,
         blob=blob,
@@ -173,10 +284,12 @@ def _extract_cached(path: str, blob: str, data: bytes) -> FileFacts:
         errors=cparse.count_errors(tree),
         includes=_includes(root),
         defines=_defines(path, root),
+        macros=_macros(path, root),
         functions=_functions(path, root),
-        vp_additions=_vp_additions(path, root) if b"vp_base" in data else (),
-        vp_helpers=_vp_helpers(path, root) if b"vp_base" in data else (),
-        subscripts=_subscripts(path, root) if b"vcores" in data else (),
+        vp_additions=_vp_additions(path, root, fields.block_base) if vp else (),
+        vp_helpers=_vp_helpers(path, root, fields.block_base) if vp else (),
+        subscripts=_subscripts(path, root, fields.table)
+        if fields.table.encode() in data else (),
     )
 
 
@@ -186,15 +299,16 @@ def calls(path: str, data: bytes) -> tuple[Call, ...]:
     return _calls(path, cparse.parse(data).root_node)
 
 
-def extract_file(path: str, data: bytes) -> FileFacts:
-    return _extract_cached(path, cparse.blob_id(data), data)
+def extract_file(path: str, data: bytes, fields: Fields | None = None) -> FileFacts:
+    if fields is None:
+        from . import profile
+
+        fields = Fields.of(profile.load())
+    return _extract_cached(path, cparse.blob_id(data), data, fields)
 
 
 # --- extractors -----------------------------------------------------------
 
-Q_INCLUDE = "(preproc_include path: (_) @path)"
-Q_DEFINE = "(preproc_def name: (identifier) @name value: (preproc_arg)? @value) @def"
-Q_FUNCTION = "(function_definition) @fn"
 Q_CALL = "(call_expression function: (identifier) @name arguments: (argument_list) @args) @call"
 Q_ADD = '(binary_expression operator: "+") @add'
 Q_RETURN = "(return_statement) @ret"
@@ -214,18 +328,55 @@ def _fname(node: Node) -> str | None:
     return cparse.function_name(fn) if fn is not None else None
 
 
+_CONTAINERS = frozenset({"translation_unit", "preproc_if", "preproc_ifdef", "preproc_else",
+                         "preproc_elif", "preproc_elifdef", "ERROR", "linkage_specification",
+                         "declaration_list"})
+_TOP = frozenset({"function_definition", "preproc_def", "preproc_function_def",
+                  "preproc_include"})
+
+
+@functools.lru_cache(maxsize=64)
+def _top_level(root: Node) -> dict[str, list[Node]]:
+    """Definitions, macros and includes outside function bodies, by node type: a walk
+    over the top level (and #if blocks) instead of whole-tree queries."""
+    out: dict[str, list[Node]] = {t: [] for t in _TOP}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for child in reversed(node.children):
+            if child.type in _TOP:
+                out[child.type].append(child)
+            elif child.type in _CONTAINERS:
+                stack.append(child)
+    for nodes in out.values():
+        nodes.sort(key=lambda n: n.start_byte)
+    return out
+
+
 def _includes(root: Node) -> tuple[str, ...]:
-    nodes = cparse.captures(Q_INCLUDE, root).get("path", [])
-    return tuple(cparse.text(n).strip('"<>') for n in nodes)
+    nodes = [n.child_by_field_name("path") for n in _top_level(root)["preproc_include"]]
+    return tuple(cparse.text(n).strip('"<>') for n in nodes if n is not None)
 
 
 def _defines(path: str, root: Node) -> tuple[Define, ...]:
     out = []
-    for m in cparse.matches(Q_DEFINE, root):
-        name = cparse.text(m["name"][0])
-        value = cparse.text(m["value"][0]).replace("\\\n", " ").strip() if "value" in m else ""
-        value = _strip_comments(value)
-        out.append(Define(name, value, path, _line(m["def"][0]), _pp_conds(m["def"][0])))
+    for d in _top_level(root)["preproc_def"]:
+        name, v = d.child_by_field_name("name"), d.child_by_field_name("value")
+        value = cparse.text(v).replace("\\\n", " ").strip() if v is not None else ""
+        out.append(Define(cparse.text(name), _strip_comments(value), path, _line(d),
+                          _pp_conds(d)))
+    return tuple(out)
+
+
+def _macros(path: str, root: Node) -> tuple[Macro, ...]:
+    out = []
+    for d in _top_level(root)["preproc_function_def"]:
+        params = tuple(cparse.text(p) for p in d.child_by_field_name("parameters").named_children
+                       if p.type == "identifier")
+        v = d.child_by_field_name("value")
+        body = cparse.text(v).replace("\\\n", " ") if v is not None else ""
+        out.append(Macro(cparse.text(d.child_by_field_name("name")), params,
+                         _strip_comments(body), path, _line(d), _pp_conds(d)))
     return tuple(out)
 
 
@@ -282,11 +433,11 @@ def _params(fn: Node) -> tuple[str, ...]:
 
 def _functions(path: str, root: Node) -> tuple[Function, ...]:
     out = []
-    for fn in cparse.captures(Q_FUNCTION, root).get("fn", []):
+    for fn in _top_level(root)["function_definition"]:
         name = cparse.function_name(fn)
         if name:
             out.append(Function(name, path, _line(fn), fn.end_point.row + 1, _params(fn),
-                                fn.start_byte, fn.end_byte))
+                                fn.start_byte, fn.end_byte, _pp_conds(fn)))
     return tuple(out)
 
 
@@ -300,12 +451,12 @@ def _calls(path: str, root: Node) -> tuple[Call, ...]:
     return tuple(out)
 
 
-def is_vp_base(node: Node) -> bool:
+def is_field(node: Node, name: str) -> bool:
     node = cparse.strip_parens(node)
     if node.type != "field_expression":
         return False
     f = node.child_by_field_name("field")
-    return f is not None and cparse.text(f) == "vp_base"
+    return f is not None and cparse.text(f) == name
 
 
 def _additive_chain(node: Node) -> Node:
@@ -321,17 +472,22 @@ def _additive_chain(node: Node) -> Node:
 
 
 def _terms(node: Node) -> list[Node]:
-    if node.type == "binary_expression" and node.child_by_field_name("operator").type == "+":
-        return _terms(node.child_by_field_name("left")) + [node.child_by_field_name("right")]
-    return [node]
+    """Terms of a left-nested ``+`` chain, iteratively (a 900-term sum is no recursion)."""
+    out = []
+    while node.type == "binary_expression" and \
+            node.child_by_field_name("operator").type == "+":
+        out.append(node.child_by_field_name("right"))
+        node = node.child_by_field_name("left")
+    out.append(node)
+    return out[::-1]
 
 
-def _vp_additions(path: str, root: Node) -> tuple[VpAddition, ...]:
+def _vp_additions(path: str, root: Node, fld: str) -> tuple[VpAddition, ...]:
     out = []
     seen: set[int] = set()
     for add in cparse.captures(Q_ADD, root).get("add", []):
         terms = _terms(add)
-        base = [t for t in terms if is_vp_base(t)]
+        base = [t for t in terms if is_field(t, fld)]
         if len(base) != 1 or len(terms) < 2:
             continue
         chain = _additive_chain(add)
@@ -343,34 +499,35 @@ def _vp_additions(path: str, root: Node) -> tuple[VpAddition, ...]:
         obj = cparse.strip_parens(vp).child_by_field_name("argument")
         offset = " + ".join(cparse.text(t) for t in terms if t != vp)
         out.append(VpAddition(path, _line(chain), _col(chain), _fname(chain), chain.start_byte,
-                              chain.end_byte, cparse.text(obj), offset, cparse.text(chain)))
+                              chain.end_byte, cparse.text(obj), offset, cparse.text(chain),
+                              _pp_conds(chain)))
     return tuple(out)
 
 
-def _vp_helpers(path: str, root: Node) -> tuple[VpHelper, ...]:
+def _vp_helpers(path: str, root: Node, fld: str) -> tuple[VpHelper, ...]:
     """Functions that map (object, server) to a VP id: every return is
     ``P->vp_base + f(S)`` with P and S parameters (the RFC's ``xive_vp``,
     later ``kvmppc_xive_vp``). Ordinary functions that happen to return a
     raw sum in one branch are not helpers: they are what the rule flags."""
     out = []
-    for fn in cparse.captures(Q_FUNCTION, root).get("fn", []):
+    for fn in _top_level(root)["function_definition"]:
         params = _params(fn)
         rets = [r for r in cparse.captures(Q_RETURN, fn).get("ret", [])
                 if cparse.enclosing_function(r) == fn]
-        shapes = {_helper_shape(r, params) for r in rets}
+        shapes = {_helper_shape(r, params, fld) for r in rets}
         if len(shapes) == 1 and None not in shapes:
             obj, server = shapes.pop()
             out.append(VpHelper(cparse.function_name(fn), path, _line(fn), obj, server))
     return tuple(out)
 
 
-def _helper_shape(ret: Node, params: tuple[str, ...]) -> tuple[int, int] | None:
+def _helper_shape(ret: Node, params: tuple[str, ...], fld: str) -> tuple[int, int] | None:
     """(object param, server param) if ``ret`` returns ``P->vp_base + f(S)``."""
     if not ret.named_children:
         return None
     expr = cparse.strip_parens(ret.named_children[0])
     terms = _terms(expr) if expr.type == "binary_expression" else []
-    base = [t for t in terms if is_vp_base(t)]
+    base = [t for t in terms if is_field(t, fld)]
     if len(terms) < 2 or len(base) != 1:
         return None
     obj = cparse.text(cparse.strip_parens(base[0]).child_by_field_name("argument"))
@@ -385,12 +542,12 @@ def _mentions(text: str, name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}\b", text) is not None
 
 
-def _subscripts(path: str, root: Node) -> tuple[Subscript, ...]:
+def _subscripts(path: str, root: Node, fld: str) -> tuple[Subscript, ...]:
     out = []
     for m in cparse.matches(Q_SUBSCRIPT, root):
         arr = cparse.strip_parens(m["array"][0])
         name = arr.child_by_field_name("field") if arr.type == "field_expression" else arr
-        if name is None or cparse.text(name) != "vcores":
+        if name is None or cparse.text(name) != fld:
             continue
         sub = m["sub"][0]
         parent = sub.parent

@@ -55,6 +55,13 @@ class Finding:
         return (self.path, self.line, self.column, self.rule, self.message)
 
 
+def without_lines(text: str) -> str:
+    """``text`` without line numbers: what a fingerprint key may hold."""
+    import re
+
+    return re.sub(r"\s*(?:at |)line \d+", "", text)
+
+
 def _digest(*parts: object) -> str:
     h = hashlib.sha1("\x1f".join(str(p) for p in parts).encode())
     return h.hexdigest()[:20]
@@ -75,3 +82,20 @@ def fingerprinted(findings: Iterable[Finding]) -> list[Finding]:
         out.append(replace(f, fingerprint=_digest(*base, seen[base])))
         seen[base] += 1
     return out
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """One record for every rule's counterexample: the configuration, the ID(s)
+    userspace chose, the entry point they came through, and the values computed
+    on the way (packed index, block size, …). ``as_dict`` has fixed keys:
+    the configuration's names, ``ids``, ``entry`` and ``values``."""
+
+    config: Mapping[str, int]
+    ids: tuple[int, ...]
+    entry: str | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.config, "ids": list(self.ids), "entry": self.entry,
+                "values": dict(self.values)}

@@ -168,6 +168,8 @@ def _structural_guards(site: Node, fn: Node, jumps: _Jumps) -> list[Guard]:
             if op in ("&&", "||"):
                 out.append(_guard(node.child_by_field_name("left"), op == "&&", "enclosing"))
         elif t in _BLOCKS:
+            if t == "case_statement":
+                out.extend(_case_guards(node))
             out.extend(_early_exits(node, child, site, jumps))
         elif t in _LOOPS or t == "switch_statement":
             pass  # no guard from loop or switch conditions
@@ -180,6 +182,12 @@ def _early_exits(block: Node, child: Node, site: Node, jumps: _Jumps) -> list[Gu
     for stmt in _statements(block):
         if stmt.start_byte >= child.start_byte:
             break
+        if stmt.type == "switch_statement":
+            if jumps.entries_ok(stmt.end_byte, site.start_byte,
+                                lambda g, e=stmt.end_byte: _contains(block, g) and
+                                g.start_byte >= e):
+                out.extend(_switch_exits(stmt))
+            continue
         if stmt.type != "if_statement":
             continue
         cond = stmt.child_by_field_name("condition")
@@ -196,6 +204,83 @@ def _early_exits(block: Node, child: Node, site: Node, jumps: _Jumps) -> list[Gu
             continue
         out.append(_guard(cond, else_leaves, "early-exit"))
     return out
+
+
+def _cases(switch: Node) -> list[tuple[Node | None, list[Node]]]:
+    """(value or None for default, statements) of each case of a switch."""
+    body = switch.child_by_field_name("body")
+    out = []
+    for case in (c for c in body.named_children if c.type == "case_statement"):
+        value = case.child_by_field_name("value")
+        out.append((value, _statements(case)))
+    return out
+
+
+def _ends(stmts: list[Node]) -> str:
+    """How a case's statements end: "leave" (return/goto), "break", or "falls"."""
+    for st in stmts:
+        if st.type == "break_statement":
+            return "break"
+        if _leaves(st):
+            return "leave"
+    return "falls"
+
+
+def _equal(switch: Node, values: list[Node], holds: bool, kind: str) -> Guard:
+    cond = strip_parens(switch.child_by_field_name("condition"))
+    text_ = " || ".join(f"({_norm(cond)}) == ({_norm(v)})" for v in values)
+    return Guard(cond, holds, cond.start_point[0] + 1, kind, text_)
+
+
+def _switch_exits(switch: Node) -> list[Guard]:
+    """After a switch: the values whose cases leave the function were not taken (if
+    the default leaves, the value was one of the cases that do not)."""
+    leaving, staying, pending, default_leaves = [], [], [], False
+    for value, stmts in _cases(switch):
+        end = _ends(stmts)
+        if value is None:
+            default_leaves = end == "leave" and not pending
+            if end != "falls":
+                pending = []
+            continue
+        pending.append(value)
+        if end == "falls":
+            continue
+        (leaving if end == "leave" else staying).extend(pending)
+        pending = []
+    staying.extend(pending)
+    if default_leaves:
+        return [_equal(switch, staying, True, "early-exit")] if staying else []
+    return [_equal(switch, leaving, False, "early-exit")] if leaving else []
+
+
+def _case_guards(case: Node) -> list[Guard]:
+    """Inside a case: the switch's value is one of the values that lead here (its
+    own and those of cases that fall through into it)."""
+    switch = case.parent.parent if case.parent is not None else None
+    if switch is None or switch.type != "switch_statement":
+        return []
+    cases = _cases(switch)
+    idx = _named_cases(switch).index(case)
+    value = cases[idx][0]
+    values = [value] if value is not None else []
+    j = idx - 1
+    while j >= 0 and _ends(cases[j][1]) == "falls":
+        if cases[j][0] is None:
+            return []  # the default falls in: any value
+        values.append(cases[j][0])
+        j -= 1
+    if value is None:
+        if j != idx - 1:
+            return []
+        others = [v for v, _ in cases if v is not None]
+        return [_equal(switch, others, False, "enclosing")] if others else []
+    return [_equal(switch, values[::-1], True, "enclosing")]
+
+
+def _named_cases(switch: Node) -> list[Node]:
+    return [c for c in switch.child_by_field_name("body").named_children
+            if c.type == "case_statement"]
 
 
 def dominating_guards(site: Node, *, sentinels: bool = False) -> tuple[Guard, ...]:

@@ -15,29 +15,41 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from . import ceval, cparse, defines
+from . import profile as profile_mod
 from .facts import Define, Facts, Function
+from .profile import Profile
 
-NR_CPUS_SWEEP = (8, 16, 32)
-NR_CPUS_REAL = 2048
-STRIDES = (1, 2, 4, 8)
-POWER9_TPS = 4  # threads_per_subcore on a POWER9 host
+SMALL_BUILD = 32  # up to here every threads-per-core count is swept; above, the extremes
 
 
 @dataclass(frozen=True)
 class Config:
+    """One point of the configuration space: the swept build constant (``NR_CPUS``),
+    the guest's stride and threads per core; the rest is the profile's host."""
+
     nr_cpus: int
-    stride: int  # kvm->arch.emul_smt_mode
-    threads: int  # guest threads per core
-    threads_per_subcore: int = POWER9_TPS
+    stride: int
+    threads: int = 1
+    profile: Profile = field(default_factory=profile_mod.load, repr=False)
 
     def env(self, **extra: int) -> dict[str, int]:
-        return {"NR_CPUS": self.nr_cpus, "threads_per_subcore": self.threads_per_subcore,
-                "emul_smt_mode": self.stride, "smt_mode": 1,
-                "cpu_has_feature:CPU_FTR_ARCH_300": 1, **extra}
+        p = self.profile
+        return {p.nr_cpus: self.nr_cpus, p.stride: self.stride, **dict(p.env), **extra}
 
     def as_dict(self) -> dict[str, int]:
-        return {"NR_CPUS": self.nr_cpus, "threads_per_subcore": self.threads_per_subcore,
-                "emul_smt_mode": self.stride, "threads_per_core": self.threads}
+        """The configuration as the counterexample record shows it."""
+        p = self.profile
+        fixed = {k: v for k, v in p.env if ":" not in k}
+        return {p.nr_cpus: self.nr_cpus, **fixed, p.stride: self.stride,
+                "threads_per_core": self.threads}
+
+    def text(self) -> str:
+        """The one way a configuration is written in a message."""
+        p = self.profile
+        out = f"{p.nr_cpus}={self.nr_cpus}, {p.stride}={self.stride}"
+        if self.threads > 1:
+            out += f", {self.threads} threads per core"
+        return out
 
     @property
     def qemu_like(self) -> bool:
@@ -61,17 +73,17 @@ def layout(stride: int, threads: int, count: int, id_limit: int | None = None) -
     return out
 
 
-def configs(nr_cpus=NR_CPUS_SWEEP, strides=STRIDES, spot=(NR_CPUS_REAL,)) -> Iterator[Config]:
-    """Small NR_CPUS with every threads-per-core count; the real size (2048) with
-    the two extreme layouts per stride (1 thread per core, full cores)."""
-    for n in nr_cpus:
-        for s in strides:
-            for t in range(1, s + 1):
-                yield Config(n, s, t)
-    for n in spot:
-        for s in strides:
-            for t in sorted({1, s}):
-                yield Config(n, s, t)
+def sweep(prof: Profile, nr_cpus=None, layouts: bool = True) -> Iterator[Config]:
+    """The configuration space, smallest first: every ``NR_CPUS`` of the profile (or
+    ``nr_cpus``), every stride, and with ``layouts`` every threads-per-core count up
+    to :data:`SMALL_BUILD`, then the two extreme layouts (1 thread, full cores)."""
+    for n in nr_cpus or prof.nr_cpus_values:
+        for s in prof.strides:
+            if not layouts:
+                yield Config(n, s, 1, prof)
+                continue
+            for t in range(1, s + 1) if n <= SMALL_BUILD else sorted({1, s}):
+                yield Config(n, s, t, prof)
 
 
 @dataclass(frozen=True, eq=False)  # identity hash: compiled code is cached per Tree
@@ -81,6 +93,7 @@ class Tree:
     facts: Facts
     program: ceval.Program
     defines: Mapping[str, Define] = field(default_factory=dict)
+    profile: Profile = field(default_factory=profile_mod.load)
 
     def function(self, name: str) -> Function | None:
         return self.facts.functions.get(name)
@@ -96,7 +109,7 @@ class Tree:
         fn = cparse.parse(src).root_node.children[0]
         functions = dict(self.program.functions)
         functions["__vpcheck_expr"] = (fn, src)
-        prog = ceval.Program(functions, self.program.defines)
+        prog = ceval.Program(functions, self.program.defines, self.program.macros)
         return ceval.compile_function(prog, "__vpcheck_expr")
 
     def macro(self, name: str, config: Config) -> int:
@@ -105,20 +118,32 @@ class Tree:
     def first_macro(self, names) -> str | None:
         return next((n for n in names if n in self.defines), None)
 
+    def id_space(self, config: Config) -> int | None:
+        """The ID-space bound of the profile, evaluated; None if the tree defines none."""
+        name = self.first_macro(self.profile.id_space)
+        return self.macro(name, config) if name else None
+
+    def configs(self, nr_cpus=None, layouts: bool = True) -> list[Config]:
+        return list(sweep(self.profile, nr_cpus, layouts))
+
 
 @functools.lru_cache(maxsize=8)
-def tree(facts: Facts) -> Tree:
+def tree(facts: Facts, prof: Profile | None = None) -> Tree:
     """The model of one snapshot's facts (shared by every model-backed rule)."""
-    chosen = defines.select(facts.all("defines"))
+    prof = prof or profile_mod.load()
+    chosen = defines.select(facts.all("defines"), prof.kconfig, prof.arch_defined)
     functions = {}
     for f in facts.functions.values():
-        data = facts.snapshot.files[f.path]
-        node = cparse.parse(data).root_node.descendant_for_byte_range(f.start_byte, f.end_byte)
-        while node is not None and node.type != "function_definition":
-            node = node.parent
+        if not defines.active(f.conds, prof.kconfig, prof.arch_defined):
+            continue  # under #if 0 or a branch the profile's build leaves out
+        node = facts.node(f.name)
         if node is not None:
-            functions[f.name] = (node, data)
-    return Tree(facts, ceval.Program(functions, defines.values(chosen)), chosen)
+            functions[f.name] = (node, facts.snapshot.files[f.path])
+    macros = {}
+    for m in sorted(facts.all("macros"), key=lambda m: (not m.path.startswith("arch/"), m.path)):
+        if m.name not in macros and defines.active(m.conds, prof.kconfig, prof.arch_defined):
+            macros[m.name] = (m.params, m.body)
+    return Tree(facts, ceval.Program(functions, defines.values(chosen), macros), chosen, prof)
 
 
 def signature(t: Tree, roots: set[str], mentioned: set[str] = frozenset()) -> str:
@@ -153,127 +178,34 @@ def signature(t: Tree, roots: set[str], mentioned: set[str] = frozenset()) -> st
     return h.hexdigest()
 
 
-# --- the vCPU-creation path, sliced at the vcores[] access ---------------------
 
-
-@dataclass(frozen=True)
-class Slot:
-    """What the create path does with one ID: the VCORE index it computes, if admitted."""
-
-    admitted: bool
-    index: int | None
-    events: tuple  # ceval.Event: BUG_ON/WARN fired on the way
-    refused_by: int | None = None  # line of the guard that turned the ID away
-
-
-@dataclass(frozen=True, eq=False)
-class CreatePath:
-    """``vcore = kvm->arch.vcores[core]`` in the create function: the guards that
-    dominate it and the assignments of ``core`` that reach it, as compiled C."""
-
-    tree: Tree
-    function: str
-    site_line: int
-    index_var: str
-    entry_names: tuple[str, ...]
-    assignments: tuple  # ((guards, rhs text, line), ...)
-    site_guards: tuple  # guards.Guard
-    pointers: tuple[str, ...] = ()  # kvm, vcpu: passed on, never dereferenced by the model
-
-    def slot(self, config: Config, vid: int) -> Slot:
-        env = dict(self._base_env(config))
-        for n in self.entry_names:
-            env[n] = vid
-        value, events = None, ()
-        for guards_, rhs, _line in self.assignments:
-            if all(self._holds(g, env) for g in guards_):
-                r = self.tree.expr(rhs)(env=env)
-                events = tuple(r.events)
-                if r.crashed:
-                    return Slot(False, None, events)
-                value = r.value
-                break
-        if value is None:
-            return Slot(False, None, events)
-        env[self.index_var] = value
-        for g in self.site_guards:
-            if not self._holds(g, env):
-                return Slot(False, value, events, g.line)
-        return Slot(True, value, events)
-
-    @functools.cache  # noqa: B019 - CreatePath is immutable
-    def _base_env(self, config: Config) -> dict[str, int]:
-        return config.env(**{p: 0 for p in self.pointers})
-
-    def _holds(self, guard, env) -> bool:
-        try:
-            r = self.tree.expr(guard.text)(env=env)
-        except (ceval.Unsupported, KeyError):
-            return True  # a condition on something outside the model does not refuse IDs
-        return bool(r.value) == guard.holds
-
-
-def create_path(t: Tree, function: str, entry_names: tuple[str, ...]) -> CreatePath | None:
-    """Slice the create function at its ``vcores[INDEX]`` read."""
-    from . import guards
-
-    info = t.program.functions.get(function)
-    if info is None:
-        return None
-    fn, _ = info
-    reads = [s for s in t.facts.all("subscripts") if s.function == function and not s.is_write]
-    if not reads:
-        return None
-    site_fact = reads[0]
-    site = _node_at(fn, site_fact.line, site_fact.column, "subscript_expression")
-    if site is None:
-        return None
-    index = cparse.strip_parens(site.child_by_field_name("index"))
-    if index.type != "identifier":
-        return None
-    var = cparse.text(index)
-    known = set(entry_names) | {var} | set(t.program.defines) | set(Config(1, 1, 1).env())
-
-    def relevant(gs):
-        return tuple(g for g in gs if g.kind != "sentinel" and _mentions_only(g.cond, known))
-
-    assigns = []
-    for node, gs in guards.reaching_assignments(site, var):
-        rhs = node.child_by_field_name("right") if node.type == "assignment_expression" else \
-            node.child_by_field_name("value")
-        if rhs is not None:
-            assigns.append((relevant(gs), " ".join(cparse.text(rhs).split()),
-                            node.start_point.row + 1))
-    site_guards = relevant(guards.dominating_guards(site))
-    objs = cparse.captures("(field_expression argument: (identifier) @obj)", fn).get("obj", [])
-    pointers = tuple(sorted({cparse.text(o) for o in objs} - set(entry_names)))
-    return CreatePath(t, function, site_fact.line, var, entry_names, tuple(assigns), site_guards,
-                      pointers)
-
-
-def _mentions_only(cond, known: set[str]) -> bool:
-    """Does ``cond`` depend only on the ID, the configuration and macros?
-
-    Conditions on pointers (``!vcpu``) or on locals the model does not track
-    (``err``) say nothing about which IDs pass; they are left out.
-    """
-    for ident in cparse.captures("(identifier) @i", cond).get("i", []):
-        parent = ident.parent
-        if parent.type == "field_expression" and parent.child_by_field_name("argument") == ident:
-            continue  # kvm->arch.x: read from the configuration by field name
-        if parent.type == "call_expression" and parent.child_by_field_name("function") == ident:
+def pack_problems(t: Tree, pack, cfg: Config, ids, known: dict | None = None):
+    """(kind, text, ids, packed) for the first problem of each kind ("event": a BUG/WARN
+    fires, "range": packed beyond the count, "collision": two IDs share a value) when
+    the packing function ``pack`` (compiled) packs ``ids`` in ``cfg``. ``known``:
+    results already computed for this build and stride (layouts share IDs)."""
+    env = cfg.env()
+    count = t.profile.count
+    n = t.macro(count, cfg)
+    known = {} if known is None else known
+    seen: dict[int, int] = {}
+    kinds: set[str] = set()
+    for vid in ids:
+        r = known.get(vid)
+        if r is None:
+            r = known[vid] = pack(0, vid, env=env)
+        if r.events:
+            kind, text, both, packed = "event", f"ID {vid} hits {r.events[0].macro} at line " \
+                f"{r.events[0].line}", [vid], None
+        elif r.value >= n:
+            kind, text, both, packed = "range", f"ID {vid} packs to {r.value}, beyond " \
+                f"{count}={n}", [vid], r.value
+        elif r.value in seen:
+            kind, both, packed = "collision", [seen[r.value], vid], r.value
+            text = f"IDs {seen[r.value]} and {vid} both pack to {r.value}"
+        else:
+            seen[r.value] = vid
             continue
-        if parent.type == "argument_list" and parent.parent.type == "call_expression":
-            name = cparse.text(parent.parent.child_by_field_name("function"))
-            if name == "cpu_has_feature":
-                continue
-        if cparse.text(ident) not in known:
-            return False
-    return True
-
-
-def _node_at(fn, line: int, column: int, kind: str):
-    for n in cparse.captures(f"({kind}) @n", fn).get("n", []):
-        if n.start_point.row + 1 == line and n.start_point.column + 1 == column:
-            return n
-    return None
+        if kind not in kinds:
+            kinds.add(kind)
+            yield kind, text, both, packed

@@ -38,41 +38,52 @@ class Mapping:
                 by_slot.setdefault(e.packed, []).append(e.id)
         return [{"packed": s, "ids": ids} for s, ids in sorted(by_slot.items()) if len(ids) > 1]
 
+    findings: tuple[dict, ...] = ()  # what pack-table reports for this configuration
+
     def problems(self) -> list[dict]:
-        out = []
-        for c in self.collisions():
-            out.append({"rule": "pack-table", "severity": "warning" if self.config.qemu_like
-                        else "info", "message": f"IDs {', '.join(map(str, c['ids']))} all pack "
-                        f"to {c['packed']}", "counterexample": {**self.config.as_dict(), **c}})
-        for e in self.entries:
-            if e.events or (e.packed is not None and e.packed >= self.size):
-                what = ", ".join(e.events) if e.events else f"packs to {e.packed} >= {self.size}"
-                out.append({"rule": "pack-table", "severity": "warning",
-                            "message": f"ID {e.id}: {what}",
-                            "counterexample": {**self.config.as_dict(), "ids": [e.id]}})
-        return out
+        return list(self.findings)
 
 
-def mapping(t: model.Tree, function: str, config: model.Config, vcpus: int) -> Mapping:
+def mapping(t: model.Tree, function: str, config: model.Config, vcpus: int,
+            rule=None) -> Mapping:
+    """The table of one configuration; with ``rule`` (pack-table), what that rule
+    reports for it, found by the same code as ``vpcheck check``."""
     fn = t.function(function)
     if fn is None:
         from .errors import InputError
 
         raise InputError(f"{function}() is not in this tree (a tree before packing?)")
     pack = t.compiled(function)
-    size = t.macro("KVM_MAX_VCPUS", config)
+    size = t.macro(t.profile.count, config)
     entries = []
     for vid in model.layout(config.stride, config.threads, vcpus):
         r = pack(0, vid, env=config.env())
         events = tuple(f"{ev.macro} at line {ev.line}" for ev in r.events)
         entries.append(Entry(vid, None if r.crashed else r.value, events))
-    return Mapping(config, vcpus, size, function, fn.path, tuple(entries))
+    findings = ()
+    if rule is not None:
+        ids = [e.id for e in entries]
+        findings = tuple(_finding(rule, config, function, *p)
+                         for p in model.pack_problems(t, pack, config, ids))
+    return Mapping(config, vcpus, size, function, fn.path, tuple(entries), findings)
+
+
+def _finding(rule, config: model.Config, function: str, kind, problem, ids, packed) -> dict:
+    from .findings import Counterexample
+
+    severity, message = rule.text(None if config.qemu_like else "outside_qemu",
+                                  function=function, problem=problem, config=config.text())
+    values = {} if packed is None else {"packed": packed}
+    return {"rule": rule.id, "severity": severity, "message": message,
+            "counterexample": Counterexample(config.as_dict(), tuple(ids), None,
+                                             values).as_dict()}
 
 
 def render_text(m: Mapping) -> str:
     c = m.config
+    p = c.profile
     out = [f"{m.function}() from {m.path}",
-           f"config: NR_CPUS={c.nr_cpus} (KVM_MAX_VCPUS={m.size}), emul_smt_mode={c.stride}, "
+           f"config: {p.nr_cpus}={c.nr_cpus} ({p.count}={m.size}), {p.stride}={c.stride}, "
            f"{c.threads} thread{'s' if c.threads > 1 else ''} per core, {m.vcpus} vCPUs", "",
            "     id  packed"]
     for e in m.entries:
@@ -100,7 +111,7 @@ def render_text(m: Mapping) -> str:
 
 
 def render_json(m: Mapping) -> str:
-    doc = {"config": {**m.config.as_dict(), "vcpus": m.vcpus, "KVM_MAX_VCPUS": m.size},
+    doc = {"config": {**m.config.as_dict(), "vcpus": m.vcpus, m.config.profile.count: m.size},
            "function": m.function, "path": m.path,
            "mapping": [{"id": e.id, "packed": e.packed, "events": list(e.events)}
                        for e in m.entries],
@@ -118,7 +129,8 @@ def render_svg(m: Mapping) -> str:
     rows = top // ROW + 1
     w, h = pad * 2 + ROW * cell, pad * 3 + rows * cell
     c = m.config
-    title = (f"{m.function}: NR_CPUS={c.nr_cpus}, stride {c.stride}, {c.threads} threads/core, "
+    title = (f"{m.function}: {c.profile.nr_cpus}={c.nr_cpus}, stride {c.stride}, "
+             f"{c.threads} threads/core, "
              f"{m.vcpus} vCPUs")
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
            f'font-family="monospace" font-size="12">',

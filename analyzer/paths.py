@@ -15,6 +15,8 @@ import functools
 from dataclasses import dataclass
 
 from . import ceval, cparse, guards, model
+from .errors import ModelLimit
+from .profile import Entry
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,24 @@ class Hop:
     names: tuple[str, ...]  # names that hold the ID in this function
     guards: tuple  # guards.Guard that decide whether the ID gets to the call
     pointers: tuple[str, ...]
+    flow: IdFlow | None = None
+    in_check: bool = False  # the call's value is compared or decides a branch
+
+
+_COMPARISONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
+
+
+def _in_check(call) -> bool:
+    node = call.parent
+    while node is not None and not node.type.endswith("statement"):
+        if node.type == "binary_expression" and \
+                node.child_by_field_name("operator").type in _COMPARISONS:
+            return True
+        if node.type == "condition_clause" or node.type == "parenthesized_expression" and \
+                node.parent is not None and node.parent.type == "if_statement":
+            return True
+        node = node.parent
+    return False
 
 
 @dataclass(frozen=True)
@@ -37,6 +57,15 @@ class Path:
     def target(self) -> str:
         return self.hops[-1].callee
 
+    def primary(self) -> Hop:
+        """Where the finding belongs: the last hop that checks the ID (its call is a
+        comparison or it passed a guard on the ID), else the entry's own call."""
+        for hop in reversed(self.hops):
+            if hop.in_check or any(hop.flow and hop.flow.mentions(g.cond)
+                                   for g in hop.guards):
+                return hop
+        return self.hops[0]
+
     def chain(self) -> str:
         return " → ".join([f"{h.function}()" for h in self.hops] + [f"{self.target}()"])
 
@@ -46,34 +75,278 @@ def _pointers(fn) -> tuple[str, ...]:
     return tuple(sorted({cparse.text(o) for o in objs}))
 
 
-def _relevant(gs, known: set[str], pointers: tuple[str, ...]) -> tuple:
+class Undecided(ModelLimit):
+    """A guard the ID controls could not be evaluated: the verdict is undecided
+    (never a guard silently dropped)."""
+
+    def __init__(self, why: str, function: str | None, line: int) -> None:
+        super().__init__(f"{why} at line {line}")
+        self.function, self.line = function, line
+
+
+def entry_names_of(t: model.Tree, entry: Entry) -> tuple[str, ...]:
+    """Names that hold the entry's ID: the parameter at the declared position (when it
+    is a scalar), and locals initialised from the declared field (``id = vcpu->F``)."""
+    info = t.program.functions.get(entry.function)
+    if info is None:
+        return ()
+    fn, _ = info
     out = []
-    for g in gs:
-        if g.kind == "sentinel":
-            continue
-        if _depends_only_on(g.cond, known, pointers):
-            out.append(g)
-    return tuple(out)
+    if entry.id_param is not None:
+        params = _param_decls(fn)
+        if entry.id_param < len(params) and params[entry.id_param][1]:
+            out.append(params[entry.id_param][0])
+    if entry.id_field:
+        for left, right in _assignments(fn):
+            if right.type == "field_expression" and cparse.text(
+                    right.child_by_field_name("field")) == entry.id_field:
+                out.append(cparse.text(left))
+    return tuple(dict.fromkeys(out))
 
 
-def _depends_only_on(cond, known: set[str], pointers: tuple[str, ...]) -> bool:
-    """Conditions on the ID, the configuration and macros; pointers only passed on."""
-    for ident in cparse.captures("(identifier) @i", cond).get("i", []):
-        parent = ident.parent
-        name = cparse.text(ident)
-        if parent.type == "field_expression" and parent.child_by_field_name("argument") == ident:
+def _param_decls(fn) -> list[tuple[str, bool]]:
+    """(name, is scalar) of each parameter of a function definition."""
+    d = fn.child_by_field_name("declarator")
+    while d is not None and d.type != "function_declarator":
+        d = d.child_by_field_name("declarator")
+    out = []
+    for p in d.child_by_field_name("parameters").named_children if d is not None else ():
+        if p.type != "parameter_declaration":
             continue
-        if parent.type == "call_expression" and parent.child_by_field_name("function") == ident:
-            continue
-        if parent.type == "argument_list" and (name in pointers or name.startswith("CPU_FTR_")):
-            continue
-        if name not in known:
+        n = p.child_by_field_name("declarator")
+        scalar = n is not None and n.type == "identifier" and \
+            "struct" not in cparse.text(p.child_by_field_name("type"))
+        while n is not None and n.type != "identifier":
+            n = n.child_by_field_name("declarator")
+        out.append((cparse.text(n) if n is not None else "", scalar))
+    return out
+
+
+def _assignments(fn):
+    """(left identifier, right expression) of every assignment and initialiser."""
+    for a in cparse.captures("(assignment_expression) @a (init_declarator) @a", fn).get("a", []):
+        left = a.child_by_field_name("left") or a.child_by_field_name("declarator")
+        right = a.child_by_field_name("right") or a.child_by_field_name("value")
+        if left is not None and right is not None and left.type == "identifier":
+            yield left, cparse.strip_parens(right)
+
+
+@dataclass(frozen=True)
+class IdFlow:
+    """Where the ID flows in one function: the names that hold it, and the locals
+    computed from it (name -> its one assignment's text, or None if assigned twice)."""
+
+    names: frozenset[str]
+    derived: tuple[tuple[str, str | None], ...]
+    field: str | None = None
+    # lookups (profile: runtime.sanitizers): whether they find the ID is the VMM's choice
+    lookups: frozenset[str] = frozenset()
+    succeed: frozenset[str] = frozenset()  # runtime calls whose result is not the ID's
+
+    def mentions(self, cond) -> bool:
+        """Does ``cond`` read the ID, or a local whose value reaching ``cond`` was
+        computed from it (outside a lookup)?"""
+        derived = {n for n, _ in self.derived}
+        for node in cparse.captures("(identifier) @i", cond).get("i", []):
+            name = cparse.text(node)
+            if name not in self.names | derived or self._in_lookup(node, cond):
+                continue
+            if name in self.names or any(self.carries(rhs) for rhs in reaching(node, name)):
+                return True
+        return self.field is not None and any(
+            cparse.text(f) == self.field
+            for f in cparse.captures("(field_identifier) @f", cond).get("f", []))
+
+    def carries(self, rhs) -> bool:
+        """Is the assigned value computed from the ID? (None: ``x++``, it is)"""
+        if rhs is None:
+            return True
+        if _opaque(rhs, self.succeed):
             return False
+        tainted = self.names | {n for n, _ in self.derived}
+        return any(cparse.text(i) in tainted
+                   for i in cparse.captures("(identifier) @i", rhs).get("i", [])) or \
+            cparse.text(rhs) in tainted or (self.field is not None and any(
+                cparse.text(f) == self.field
+                for f in cparse.captures("(field_identifier) @f", rhs).get("f", [])))
+
+    def _in_lookup(self, node, top) -> bool:
+        while node is not None and node != top.parent:
+            if node.type == "call_expression" and cparse.text(
+                    node.child_by_field_name("function")) in self.lookups:
+                return True
+            node = node.parent
+        return False
+
+
+def id_flow(fn, names: tuple[str, ...], id_field: str | None = None,
+            lookups: frozenset[str] = frozenset(), succeed: frozenset[str] = frozenset()
+            ) -> IdFlow:
+    """Taint the ID through the function's assignments, to a fixed point."""
+    tainted = set(names)
+    assigns: dict[str, list[str]] = {}
+    pairs = [(left, right) for left, right in _assignments(fn) if not _opaque(right, succeed)]
+    for left, right in pairs:
+        assigns.setdefault(cparse.text(left), []).append(" ".join(cparse.text(right).split()))
+    changed = True
+    while changed:
+        changed = False
+        for left, right in pairs:
+            name = cparse.text(left)
+            if name in tainted:
+                continue
+            idents = {cparse.text(i) for i in cparse.captures("(identifier) @i", right).get(
+                "i", [])} | {cparse.text(right)}
+            fields = {cparse.text(f) for f in cparse.captures(
+                "(field_identifier) @f", right).get("f", [])}
+            if idents & tainted or (id_field and id_field in fields):
+                tainted.add(name)
+                changed = True
+    derived = tuple(sorted((n, a[0] if len(set(a)) == 1 else None)
+                           for n, a in assigns.items() if n in tainted - set(names)))
+    return IdFlow(frozenset(names), derived, id_field, frozenset(lookups), frozenset(succeed))
+
+
+def reaching(site, name: str) -> list:
+    """The right-hand sides of the assignments of ``name`` that reach ``site`` (None
+    for an update such as ``x++``)."""
+    out = []
+    for node, _ in guards.reaching_assignments(site, name):
+        if node.type == "update_expression":
+            out.append(None)
+            continue
+        rhs = node.child_by_field_name("right") or node.child_by_field_name("value")
+        out.append(cparse.strip_parens(rhs) if rhs is not None else None)
+    return out
+
+
+def _opaque(right, succeed: frozenset[str]) -> bool:
+    """A value that does not carry the ID although the ID is mentioned: what a runtime
+    call that succeeds for every ID returns, or what memory holds at an index (the
+    VMM's state, e.g. whether a table slot is taken)."""
+    if right.type == "call_expression":
+        return cparse.text(right.child_by_field_name("function")) in succeed
+    return right.type == "subscript_expression" and \
+        cparse.strip_parens(right.child_by_field_name("argument")).type == "field_expression"
+
+
+def relevant(gs, flow: IdFlow, t: model.Tree) -> tuple:
+    """The guards that decide which IDs pass: those the ID controls, and those the
+    configuration decides (``cpu_has_feature(…)``). A guard on something else (a
+    pointer, the device's state) is the VMM's to satisfy: it is left to the VMM."""
+    return tuple(g for g in gs if g.kind != "sentinel" and (
+        flow.mentions(g.cond) or _configuration_decides(t, g.text)))
+
+
+def _configuration_decides(t: model.Tree, text: str) -> bool:
+    p = t.profile
+    env = model.Config(p.nr_cpus_values[0], p.strides[0], 1, p).env()
+    try:
+        t.expr(text)(env=env)
+    except (ceval.Unsupported, ceval.ModelError, ceval.Unbound):
+        return False
     return True
 
 
+EVAL_ERRORS = (ceval.Unsupported, ceval.ModelError, ceval.Unbound)
+
+
+def loop_bound(t: model.Tree, sub) -> tuple[str, str, bool] | None:
+    """(variable, bound text, inclusive) when the access ``sub`` (facts.Subscript) is
+    indexed by the variable of an enclosing ``for (v = 0; v < B; v++)``."""
+    info = t.program.functions.get(sub.function or "")
+    if info is None:
+        return None
+    site = _node_at(info[0], sub.line, sub.column, "subscript_expression")
+    index = site and cparse.strip_parens(site.child_by_field_name("index"))
+    if index is None or index.type != "identifier":
+        return None
+    var, node = cparse.text(index), site.parent
+    while node is not None and node.type != "function_definition":
+        if node.type == "for_statement":
+            cond = node.child_by_field_name("condition")
+            cond = cond and cparse.strip_parens(cond)
+            if cond is not None and cond.type == "binary_expression" and cparse.text(
+                    cond.child_by_field_name("left")) == var:
+                op = cond.child_by_field_name("operator").type
+                if op in ("<", "<="):
+                    return var, " ".join(cparse.text(cond.child_by_field_name("right")).split()), \
+                        op == "<="
+        node = node.parent
+    return None
+
+
+_COMPARE_OPS = frozenset({"<", "<=", ">", ">=", "==", "!="})
+
+
+def boundaries(t: model.Tree, path: Path, env: dict) -> set[int]:
+    """Candidate IDs from the comparisons on the path: for each side of a comparison in
+    a guard that the configuration alone decides, its value and the values around it
+    (where a check flips)."""
+    out: set[int] = set()
+    for hop in path.hops:
+        for g in hop.guards:
+            for cmp in cparse.captures("(binary_expression) @b", g.cond).get("b", []):
+                if cmp.child_by_field_name("operator").type not in _COMPARE_OPS:
+                    continue
+                for side in ("left", "right"):
+                    text = " ".join(cparse.text(cmp.child_by_field_name(side)).split())
+                    try:
+                        v = t.expr(text)(env=dict(env)).value
+                    except EVAL_ERRORS:
+                        continue
+                    if v is not None:
+                        out.update(x for x in (v - 1, v, v + 1) if 0 <= x < 1 << 32)
+    return out
+
+
+def holds(t: model.Tree, guard, env: dict, flow: IdFlow, function: str) -> bool:
+    """Does the guard hold? The one exception policy: C the model cannot evaluate makes
+    the verdict undecided; bugs of the evaluator itself propagate."""
+    try:
+        r = value(t, guard.cond, guard.text, env, function, guard.line)
+    except EVAL_ERRORS as e:
+        raise Undecided(f"{function}(): cannot evaluate '{guard.text}' ({e})", function,
+                        guard.line) from None
+    if r.crashed:
+        return False
+    return bool(r.value) == guard.holds
+
+
+MAX_LOCALS = 16  # locals one guard may pull in through their assignments
+
+
+def value(t: model.Tree, site, text: str, env: dict, function: str, line: int,
+          depth: int = 0):
+    """Evaluate ``text`` (the expression at ``site``); a local it reads gets the value
+    of the one assignment that reaches ``site``, evaluated the same way. Several
+    reaching assignments, or too many locals, make the verdict undecided."""
+    for _ in range(MAX_LOCALS):
+        try:
+            return t.expr(text)(env=env)
+        except ceval.Unbound as e:
+            name = e.name
+            rhss = reaching(site, name)
+            if not rhss:
+                raise
+            if len(rhss) != 1 or rhss[0] is None or depth > 8:
+                raise Undecided(f"{function}(): '{name}' has {len(rhss)} values reaching "
+                                f"'{text}'", function, line) from None
+            rhs = " ".join(cparse.text(rhss[0]).split())
+            env[name] = value(t, rhss[0], rhs, env, function, line, depth + 1).value
+    raise Undecided(f"{function}(): '{text}' reads more than {MAX_LOCALS} locals",
+                    function, line)
+
+
+def _reads(text: str, name: str) -> bool:
+    import re
+
+    return re.search(rf"(?<![\w>.]){re.escape(name)}\b", text) is not None
+
+
 def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
-         depth: int = 4, sanitizers: frozenset[str] = frozenset()) -> list[Path]:
+         depth: int = 4, sanitizers: frozenset[str] = frozenset(),
+         id_field: str | None = None) -> list[Path]:
     """Every call path from ``entry`` that hands the ID to one of ``targets``.
 
     A call that only runs when a sanitizer found the ID (a successful lookup
@@ -81,43 +354,77 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
     vCPU) is trusted and not followed. A lookup used the other way round
     (``if (find(…)) return -EEXIST;``) trusts nothing.
     """
-    known_base = set(t.program.defines) | set(model.Config(1, 1, 1).env())
     out: list[Path] = []
 
-    def walk(fname: str, names: tuple[str, ...], hops: tuple[Hop, ...], seen: frozenset):
+    def walk(fname: str, names: tuple[str, ...], hops: tuple[Hop, ...], seen: frozenset,
+             field: str | None):
         info = t.program.functions.get(fname)
         fact = t.facts.functions.get(fname)
         if info is None or fact is None:
             return
         fn, _ = info
         pointers = _pointers(fn)
+        flow = id_flow(fn, names, field, sanitizers, t.profile.succeed)
+        names = names + tuple(n for n, rhs in flow.derived if rhs in names)
+        holders = _field_holders(fn, field)
         lookups = _lookup_vars(fn, sanitizers, names)
         for call in cparse.captures("(call_expression function: (identifier) @f) @c", fn
                                     ).get("c", []):
             callee = cparse.text(call.child_by_field_name("function"))
             args = [a for a in call.child_by_field_name("arguments").named_children
                     if a.type != "comment"]
-            idx = next((i for i, a in enumerate(args) if cparse.strip_parens(a).type ==
-                        "identifier" and cparse.text(cparse.strip_parens(a)) in names), None)
+            idx, by_pointer = _id_argument(args, names, field, holders)
             if idx is None or callee in sanitizers:
                 continue
             if sanitizers and _trusted(call, sanitizers, names, lookups):
                 continue
-            is_target = callee in targets
+            is_target = callee in targets and not by_pointer
             callee_fact = t.facts.functions.get(callee)
             if not is_target and (callee_fact is None or callee in seen or
                                   len(hops) + 1 >= depth or idx >= len(callee_fact.params)):
                 continue
-            gs = _relevant(guards.dominating_guards(call), known_base | set(names), pointers)
+            gs = relevant(guards.dominating_guards(call), flow, t)
             hop = Hop(fname, fact.path, call.start_point.row + 1, callee, idx, names, gs,
-                      pointers)
+                      pointers, flow, _in_check(call))
             if is_target:
                 out.append(Path((*hops, hop)))
+            elif by_pointer:
+                walk(callee, (), (*hops, hop), seen | {callee}, field)
             else:
-                walk(callee, (callee_fact.params[idx],), (*hops, hop), seen | {callee})
+                walk(callee, (callee_fact.params[idx],), (*hops, hop), seen | {callee}, None)
 
-    walk(entry, names, (), frozenset({entry}))
+    walk(entry, names, (), frozenset({entry}), id_field)
     return out
+
+
+def _field_holders(fn, field: str | None) -> set[str]:
+    """Pointers whose ``->FIELD`` holds the ID in this function (``vcpu``)."""
+    if not field:
+        return set()
+    out = set()
+    for f in cparse.captures("(field_expression) @f", fn).get("f", []):
+        name = f.child_by_field_name("field")
+        arg = cparse.strip_parens(f.child_by_field_name("argument"))
+        if name is not None and cparse.text(name) == field and arg.type == "identifier":
+            out.add(cparse.text(arg))
+    return out
+
+
+def _id_argument(args, names, field: str | None, holders: set[str]):
+    """(index of the argument that carries the ID, whether by the pointer whose field
+    holds it), or (None, False)."""
+    for i, a in enumerate(args):
+        a = cparse.strip_parens(a)
+        if a.type == "identifier" and cparse.text(a) in names:
+            return i, False
+        if field and a.type == "field_expression" and \
+                cparse.text(a.child_by_field_name("field")) == field:
+            return i, False
+    for i, a in enumerate(args):
+        a = cparse.strip_parens(a)
+        if a.type == "identifier" and cparse.text(a) in holders:
+            return i, True
+    return None, False
 
 
 def _is_lookup(node, sanitizers, names) -> bool:
@@ -173,12 +480,10 @@ def run(t: model.Tree, path: Path, config: model.Config, vid: int,
         env = dict(_base_env(hop.pointers, config, extra_key))
         for n in hop.names:
             env[n] = vid
+        if hop.flow is not None and hop.flow.field:
+            env[hop.flow.field] = vid
         for g in hop.guards:
-            try:
-                r = t.expr(g.text)(env=env)
-            except (ceval.Unsupported, ceval.ModelError, KeyError):
-                continue  # outside the model: does not refuse IDs
-            if r.crashed or bool(r.value) != g.holds:
+            if not holds(t, g, env, hop.flow, hop.function):
                 return Outcome(False, (hop.function, g.line), None)
     last = path.hops[-1]
     fact = t.facts.functions[last.callee]
@@ -193,3 +498,112 @@ def _base_env(pointers: tuple[str, ...], config: model.Config,
               extra: tuple[tuple[str, int], ...]) -> dict[str, int]:
     """The configuration's bindings, pointers (never dereferenced) as 0. Callers copy it."""
     return config.env(**{p: 0 for p in pointers}, **dict(extra))
+
+
+# --- the vCPU-creation path, sliced at the vcores[] access ---------------------
+
+
+@dataclass(frozen=True)
+class Slot:
+    """What the create path does with one ID: the VCORE index it computes, if admitted."""
+
+    admitted: bool
+    index: int | None
+    events: tuple  # ceval.Event: BUG_ON/WARN fired on the way
+    refused_by: int | None = None  # line of the guard that turned the ID away
+
+
+@dataclass(frozen=True, eq=False)
+class CreatePath:
+    """``vcore = kvm->arch.vcores[core]`` in the create function: the guards that
+    dominate it and the assignments of ``core`` that reach it, as compiled C."""
+
+    tree: model.Tree
+    function: str
+    site_line: int
+    index_var: str
+    entry_names: tuple[str, ...]
+    assignments: tuple  # ((guards, rhs text, line), ...)
+    site_guards: tuple  # guards.Guard
+    pointers: tuple[str, ...] = ()  # kvm, vcpu: passed on, never dereferenced by the model
+    flow: IdFlow | None = None
+
+    def slot(self, config: model.Config, vid: int) -> Slot:
+        env = dict(self._base_env(config))
+        for n in self.entry_names:
+            env[n] = vid
+        if self.flow.field:
+            env[self.flow.field] = vid
+        value, events = None, ()
+        for guards_, rhs, _line in self.assignments:
+            if all(self._holds(g, env) for g in guards_):
+                r = self.tree.expr(rhs)(env=env)
+                events = tuple(r.events)
+                if r.crashed:
+                    return Slot(False, None, events)
+                value = r.value
+                break
+        if value is None:
+            return Slot(False, None, events)
+        env[self.index_var] = value
+        for g in self.site_guards:
+            if not self._holds(g, env):
+                return Slot(False, value, events, g.line)
+        return Slot(True, value, events)
+
+    @functools.cache  # noqa: B019 - CreatePath is immutable
+    def _base_env(self, config: model.Config) -> dict[str, int]:
+        return config.env(**{p: 0 for p in self.pointers})
+
+    def _holds(self, guard, env) -> bool:
+        return holds(self.tree, guard, env, self.flow, self.function)
+
+
+def table_sites(t: model.Tree, function: str) -> list:
+    """The accesses of the VCORE table in ``function`` (facts.Subscript), reads first."""
+    subs = [s for s in t.facts.all("subscripts") if s.function == function]
+    return sorted(subs, key=lambda s: (s.is_write, s.line, s.column))
+
+
+def create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | None:
+    """Slice the entry function at an access of the VCORE table (default: its first
+    read)."""
+    function = entry.function
+    entry_names = entry_names_of(t, entry)
+    info = t.program.functions.get(function)
+    if info is None:
+        return None
+    fn, _ = info
+    if site_fact is None:
+        reads = [s for s in table_sites(t, function) if not s.is_write]
+        if not reads:
+            return None
+        site_fact = reads[0]
+    site = _node_at(fn, site_fact.line, site_fact.column, "subscript_expression")
+    if site is None:
+        return None
+    index = cparse.strip_parens(site.child_by_field_name("index"))
+    if index.type != "identifier":
+        return None
+    var = cparse.text(index)
+    flow = id_flow(fn, entry_names, entry.id_field, t.profile.sanitizers, t.profile.succeed)
+
+    assigns = []
+    for node, gs in guards.reaching_assignments(site, var):
+        rhs = node.child_by_field_name("right") if node.type == "assignment_expression" else \
+            node.child_by_field_name("value")
+        if rhs is not None:
+            assigns.append((relevant(gs, flow, t), " ".join(cparse.text(rhs).split()),
+                            node.start_point.row + 1))
+    site_guards = relevant(guards.dominating_guards(site), flow, t)
+    objs = cparse.captures("(field_expression argument: (identifier) @obj)", fn).get("obj", [])
+    pointers = tuple(sorted({cparse.text(o) for o in objs} - set(entry_names)))
+    return CreatePath(t, function, site_fact.line, var, entry_names, tuple(assigns), site_guards,
+                      pointers, flow)
+
+
+def _node_at(fn, line: int, column: int, kind: str):
+    for n in cparse.captures(f"({kind}) @n", fn).get("n", []):
+        if n.start_point.row + 1 == line and n.start_point.column + 1 == column:
+            return n
+    return None

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from . import profile as profile_mod
 from .findings import SEVERITIES
+from .profile import Profile, ProfileError
 
 REQUIRED = {"id", "title", "severity", "confidence", "check", "message", "rationale"}
-OPTIONAL = {"scope", "params", "fix", "references"}
+OPTIONAL = {"scope", "params", "fix", "profile", "variants"}
 CONFIDENCES = ("high", "medium", "low")
 
 
@@ -30,17 +32,43 @@ class Rule:
     check: str
     message: str
     rationale: str
-    scope: tuple[str, ...] = ("arch/powerpc/kvm/*",)
-    tokens: tuple[str, ...] = ()  # a file without any of these cannot matter to the rule
+    scope: tuple[str, ...] = ("arch/*",)
     params: Mapping[str, Any] = field(default_factory=dict)
     fix: str = ""
-    references: tuple[str, ...] = ()
+    profile: Profile = field(default_factory=profile_mod.load, compare=False)
+    # a documented second case: name -> (severity, message), e.g. BUG vs WARN
+    variants: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "variants", MappingProxyType(dict(self.variants)))
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def text(self, variant: str | None = None, **fields: object) -> tuple[str, str]:
+        """(severity, message) of this rule or one of its declared variants."""
+        severity, message = self.variants.get(variant, (self.severity, self.message)) \
+            if variant else (self.severity, self.message)
+        try:
+            return severity, message.format(**fields)
+        except (KeyError, IndexError) as e:
+            raise RuleFileError(f"{self.id}.toml: message names unknown field {e}") from None
 
 
-def parse_rule(name: str, data: bytes) -> Rule:
+def _variants(name: str, raw: Mapping, default: str) -> dict[str, tuple[str, str]]:
+    out = {}
+    for key, v in raw.items():
+        if not isinstance(v, Mapping) or set(v) - {"severity", "message"}:
+            raise RuleFileError(f"{name}: [variants.{key}] takes severity and message")
+        sev = v.get("severity", default)
+        if sev not in SEVERITIES:
+            raise RuleFileError(f"{name}: [variants.{key}] severity must be one of {SEVERITIES}")
+        out[key] = (sev, v.get("message", ""))
+    return out
+
+
+def parse_rule(name: str, data: bytes, profile: Profile | None = None) -> Rule:
     try:
         raw = tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -57,27 +85,38 @@ def parse_rule(name: str, data: bytes) -> Rule:
     if name != f"{raw['id']}.toml":
         raise RuleFileError(f"{name}: file name does not match id {raw['id']!r}")
     scope = raw.pop("scope", {})
-    return Rule(scope=tuple(scope.get("paths", ["arch/powerpc/kvm/*"])),
-                tokens=tuple(scope.get("tokens", ())),
-                references=tuple(raw.pop("references", ())), **raw)
+    if set(scope) - {"paths"}:
+        raise RuleFileError(f"{name}: [scope] takes only paths")
+    try:
+        prof = profile or profile_mod.load(raw.pop("profile", profile_mod.DEFAULT))
+    except ProfileError as e:
+        raise RuleFileError(f"{name}: {e}") from None
+    raw.pop("profile", None)
+    variants = _variants(name, raw.pop("variants", {}), raw["severity"])
+    rule = Rule(scope=tuple(scope.get("paths", ["arch/*"])), profile=prof, variants=variants,
+                **raw)
+    from . import checks
+
+    if (err := checks.validate(name, rule)) is not None:
+        raise RuleFileError(err)
+    return rule
 
 
 def tokens(rules: Iterable[Rule]) -> tuple[bytes, ...]:
-    """The union of the rules' prefilter tokens (all of facts.TOKENS if one has none)."""
-    from .facts import TOKENS
-
+    """Bytes a file must hold to matter: the names of the rules' profiles (entry points,
+    ID-space and count macros, fields, the swept constants). Never the name of a
+    function the engine recognises by its role, so renaming one changes nothing."""
     out: set[bytes] = set()
     for r in rules:
-        if not r.tokens:
-            return TOKENS
-        out.update(t.encode() for t in r.tokens)
+        out.update(n.encode() for n in profile_mod.tokens(r.profile))
     return tuple(sorted(out))
 
 
 @functools.cache
-def load_rules() -> tuple[Rule, ...]:
+def load_rules(profile: Profile | None = None) -> tuple[Rule, ...]:
+    """Every shipped rule, bound to ``profile`` (default: each rule file's own)."""
     files = importlib.resources.files("analyzer.rules")
-    rules = [parse_rule(p.name, p.read_bytes())
+    rules = [parse_rule(p.name, p.read_bytes(), profile)
              for p in files.iterdir() if p.name.endswith(".toml")]
     return tuple(sorted(rules, key=lambda r: r.id))
 

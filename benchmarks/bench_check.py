@@ -1,4 +1,6 @@
-"""Wall time and peak memory of `vpcheck check` on Debian's 6.12 tree.
+"""Wall time and peak memory of `vpcheck check` on Debian's 6.12 tree, and the
+physical floor measured in the same run: a fresh Python that imports tree-sitter
+and parses the nine files the analysis needs. Prints their ratio (target <= 3x).
 
 Usage: python benchmarks/bench_check.py [TREE_DIR] [TARBALL]
 Each measurement is a fresh interpreter running the CLI, as a user would, so
@@ -19,11 +21,26 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 TARBALL = "/usr/src/linux-source-6.12.tar.xz"
 
 
-def measure(argv: list[str], repeat: int = 5) -> tuple[float, float]:
+NINE = ("arch/powerpc/include/asm/kvm_book3s.h", "arch/powerpc/include/asm/kvm_host.h",
+        "include/linux/kvm_host.h", "arch/powerpc/kvm/book3s_hv.c",
+        "arch/powerpc/kvm/book3s_xive.c", "arch/powerpc/kvm/book3s_xive_native.c",
+        "arch/powerpc/kvm/book3s_xive.h", "arch/powerpc/kvm/powerpc.c", "virt/kvm/kvm_main.c")
+FLOOR = """
+import sys, tree_sitter_c
+from tree_sitter import Language, Parser
+parser = Parser(Language(tree_sitter_c.language()))
+for path in sys.argv[1:]:
+    with open(path, "rb") as fh:
+        parser.parse(fh.read())
+"""
+
+
+def measure(argv: list[str], repeat: int = 5, floor: bool = False) -> tuple[float, float]:
     best = float("inf")
+    cmd = [sys.executable, "-c", FLOOR] if floor else [sys.executable, "-m", "analyzer.cli"]
     for _ in range(repeat):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "analyzer.cli", *argv], stdout=subprocess.DEVNULL)
+        subprocess.run([*cmd, *argv], stdout=subprocess.DEVNULL)
         best = min(best, time.perf_counter() - t)
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return best, rss
@@ -75,6 +92,9 @@ def main() -> None:
         wall, rss = measure(["check", tree])
         print(f"check directory, all rules:             best of 5 {wall:.3f} s wall, "
               f"peak RSS {rss:.0f} MiB")
+        floor, _ = measure([os.path.join(tree, p) for p in NINE], floor=True)
+        print(f"floor (import tree-sitter, parse 9 files): best of 5 {floor:.3f} s wall")
+        print(f"ratio check / floor: {wall / floor:.1f}x (target <= 3x)")
         if os.path.exists(tarball):
             tarball_figure(tarball)
 

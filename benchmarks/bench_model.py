@@ -1,5 +1,7 @@
-"""Time of the full model sweep (pack-table, collision-crash, capacity) and the
-evaluator's speed, on a kernel tree. Usage: python benchmarks/bench_model.py [TREE]
+"""Time of the model sweep (pack-table, collision-crash, capacity), of the path rules
+(pack-domain, vp-block-bound, vcore-index, id-bound-mismatch) with the number of
+path executions per second, and the evaluator's speed, on a kernel tree.
+Usage: python benchmarks/bench_model.py [TREE]
 
 Default tree: the bundled RFC example; pass Debian's 6.12 tree to measure that.
 """
@@ -13,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analyzer import checks, facts, model, ruleset, source  # noqa: E402
+from analyzer import checks, facts, model, paths, profile, roles, ruleset, source  # noqa: E402
 
 
 def main() -> None:
@@ -24,20 +26,45 @@ def main() -> None:
     t0 = time.perf_counter()
     found = checks.run(rules, fx)
     sweep = time.perf_counter() - t0
-    print(f"{tree}: model sweep (3 rules, {len(list(model.configs()))} configurations): "
+    prof = profile.load()
+    print(f"{tree}: model sweep (3 rules, {len(list(model.sweep(prof)))} configurations): "
           f"{sweep:.3f} s, {len(found)} findings")
 
+    path_rules = ruleset.select(["pack-domain", "vp-block-bound", "vcore-index",
+                                 "id-bound-mismatch"])
+    fx = facts.extract(snap, ruleset.tokens(path_rules))
+    runs = _count_runs()
+    t0 = time.perf_counter()
+    found = checks.run(path_rules, fx)
+    dt = time.perf_counter() - t0
+    print(f"path rules: {dt:.3f} s, {runs[0]:,} path executions "
+          f"({runs[0] / dt:,.0f}/s), {len(found)} findings")
+
     t = model.tree(fx)
-    pack = t.compiled("kvmppc_pack_vcpu_id")
-    env = model.Config(2048, 8, 1).env()
+    name = roles.find(fx, prof).pack
+    pack = t.compiled(name)
+    env = model.Config(2048, 8, 1, prof).env()
     n = 0
     t0 = time.perf_counter()
     for vid in range(0, 8 * 2048):
         pack(0, vid, env=env)
         n += 1
     dt = time.perf_counter() - t0
-    print(f"kvmppc_pack_vcpu_id evaluated {n} times (NR_CPUS=2048, every ID): "
+    print(f"{name} evaluated {n} times (NR_CPUS=2048, every ID): "
           f"{dt:.3f} s, {n / dt:,.0f} evaluations/s")
+
+
+def _count_runs() -> list[int]:
+    """Count executions of a path (paths.run and CreatePath.slot) from here on."""
+    count = [0]
+    for owner, attr in ((paths, "run"), (paths.CreatePath, "slot")):
+        real = getattr(owner, attr)
+
+        def counted(*a, _real=real, **k):
+            count[0] += 1
+            return _real(*a, **k)
+        setattr(owner, attr, counted)
+    return count
 
 
 if __name__ == "__main__":

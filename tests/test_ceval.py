@@ -309,10 +309,13 @@ def test_env_values_are_converted_to_int() -> None:
 
 @pytest.mark.parametrize(("body", "construct", "line"), [
     ("\tint i;\n\tfor (i = 0; i < x; i++)\n\t\tx++;\n\treturn x;", "for_statement", 4),
-    ("\tif (x)\n\t\tgoto out;\n\treturn 1;\nout:\n\treturn 0;", "goto_statement", 4),
+    ("\tif (x) {\n\t\tgoto out;\nout:\n\t\tx++;\n\t}\n\treturn 0;",
+     "goto out (a label inside a block)", 4),
     ("\twhile (x)\n\t\tx--;\n\treturn x;", "while_statement", 3),
     ("\tdo {\n\t\tx--;\n\t} while (x);\n\treturn x;", "do_statement", 3),
-    ("\tswitch (x) {\n\tcase 1:\n\t\treturn 2;\n\t}\n\treturn x;", "switch_statement", 3),
+    ("\tswitch (x) {\n\tcase 1:\n\t\tcontinue;\n\t}\n\treturn x;", "continue_statement", 5),
+    ("\tswitch (x) {\n\tcase 1:\n\tcase x:\n\t\treturn 2;\n\t}\n\treturn x;",
+     "case label that is not a constant", 5),
     ("\treturn sizeof(x);", "sizeof_expression", 3),
     ("\tint *p = &x;\n\treturn *p;", "pointer_expression", 3),
     ("\tkvm->arch.smt_mode = x;\n\treturn 0;", "write to a field", 3),
@@ -652,3 +655,73 @@ def test_reference_corner_cases_agree(e) -> None:
     src = f"{t} f(void)\n{{\n\treturn {rrender(e)};\n}}\n"
     assert compile_src(src)(env={}).value == want
     assert want in (2**32 - 1, 0, -3, -1)
+
+
+# --- switch, goto, function-like macros ------------------------------------------
+
+SWITCH = """
+int f(int x)
+{
+	int r = 0;
+
+	switch (x) {
+	case 0:
+		r = 10;
+		break;
+	case 1:
+	case 2:
+		r += 20;
+	case 3:
+		r += 3;
+		break;
+	case 4:
+		return -4;
+	default:
+		r = 99;
+	}
+	return r;
+}
+"""
+
+
+@pytest.mark.parametrize(("x", "want"), [(0, 10), (1, 23), (2, 23), (3, 3), (4, -4), (5, 99),
+                                         (-1, 99)])
+def test_switch_follows_c_fallthrough(x: int, want: int) -> None:
+    assert compile_src(SWITCH)(x).value == want
+
+
+GOTO = """
+int f(int x)
+{
+	int err = -22;
+
+	if (x > 10)
+		goto out;
+	err = 0;
+	if (x == 3)
+		goto bad;
+	return x;
+bad:
+	err = -1;
+out:
+	return err;
+}
+"""
+
+
+@pytest.mark.parametrize(("x", "want"), [(11, -22), (3, -1), (5, 5)])
+def test_goto_to_top_level_labels(x: int, want: int) -> None:
+    assert compile_src(GOTO)(x).value == want
+
+
+def test_backward_goto_is_bounded() -> None:
+    src = "int f(int x)\n{\nagain:\n\tx = x + 1;\n\tif (x)\n\t\tgoto again;\n\treturn x;\n}\n"
+    with pytest.raises(ceval.ModelError, match="more than 10000 jumps"):
+        compile_src(src)(1)
+
+
+def test_function_like_macro_is_expanded() -> None:
+    prog = program("int f(int x)\n{\n\treturn TWICE(x + 1) + LIMIT;\n}\n",
+                   {"LIMIT": "100"})
+    prog = ceval.Program(prog.functions, prog.defines, {"TWICE": (("a",), "(a) * 2")})
+    assert ceval.compile_function(prog, "f")(4).value == 110

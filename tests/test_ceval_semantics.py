@@ -173,7 +173,8 @@ def _fn(body: str):
 
 @pytest.mark.parametrize(("body", "construct", "line"), [
     ("\tint i;\n\tfor (i = 0; i < x; i++)\n\t\tx++;\n\treturn x;", "for_statement", 4),
-    ("\tif (x)\n\t\tgoto out;\n\treturn 1;\nout:\n\treturn 0;", "goto_statement", 4),
+    ("\tif (x) {\n\t\tgoto out;\nout:\n\t\tx++;\n\t}\n\treturn 0;",
+     "goto out (a label inside a block)", 4),
     ("\twhile (x)\n\t\tx--;\n\treturn x;", "while_statement", 3),
 ])
 def test_unsupported_names_construct_and_line(body: str, construct: str, line: int) -> None:

@@ -324,8 +324,10 @@ int f(int a)
 	return 0;
 }
 """
-    assert guards_at(src, "one()") == [("!ok()", False, "early-exit")]
-    assert guards_at(src, "two()") == []  # reached from `case 2:` directly
+    assert guards_at(src, "one()") == [("(a) == (1)", True, "enclosing"),
+                                       ("!ok()", False, "early-exit")]
+    # reached from `case 2:` directly or by falling through from `case 1:`
+    assert guards_at(src, "two()") == [("(a) == (1) || (a) == (2)", True, "enclosing")]
 
 
 def test_site_outside_any_function():
@@ -848,3 +850,40 @@ def test_guards_and_reaching_are_sound(prog, data):
             assert env[g.text] == g.holds, (src, g, env)
         if state["seen"] is not None:  # None: uninitialised, not an assignment
             assert f"v = {state['seen']}" in defs, (src, defs, env)
+
+
+SWITCH_SRC = """
+int f(int id, int mode)
+{
+	switch (mode) {
+	case 1:
+	case 2:
+		use(id);
+		break;
+	case 3:
+		return -1;
+	default:
+		other(id);
+	}
+	switch (id >= 64) {
+	case 1:
+		return -22;
+	default:
+		break;
+	}
+	sink(id);
+	return 0;
+}
+"""
+
+
+def test_switch_case_guards_include_fallthrough_values():
+    assert guards_at(SWITCH_SRC, "use(id)") == [("(mode) == (1) || (mode) == (2)", True,
+                                                 "enclosing")]
+    assert guards_at(SWITCH_SRC, "other(id)") == [
+        ("(mode) == (1) || (mode) == (2) || (mode) == (3)", False, "enclosing")]
+
+
+def test_switch_whose_cases_leave_is_an_early_exit():
+    assert guards_at(SWITCH_SRC, "sink(id)") == [
+        ("(mode) == (3)", False, "early-exit"), ("(id >= 64) == (1)", False, "early-exit")]

@@ -1,0 +1,244 @@
+"""What compiled code runs with: events, results, the errors it raises, the program,
+compiled closures and statements, and a compiled function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from tree_sitter import Node
+
+from .limits import ModelError, Unbound
+from .types import INT, VOID, Type, _preserves, _range, conv
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # "bug" (stops), "warn", "oob"
+    macro: str  # "BUG_ON", "WARN_ONCE", ...; "name[index]" for "oob"
+    line: int  # 1-based, in the file of ``function``
+    function: str
+
+
+@dataclass(frozen=True)
+class Result:
+    value: int | None  # None when crashed, or for a void function
+    events: tuple[Event, ...]
+    crashed: bool
+
+
+@dataclass(frozen=True)
+class Program:
+    """Everything compile needs from the tree: function definitions and
+    object-like ``#define``s (name -> replacement text)."""
+
+    functions: Mapping[str, tuple[Node, bytes]]
+    defines: Mapping[str, str] = field(default_factory=dict)
+    # function-like macros: name -> (parameters, replacement text)
+    macros: Mapping[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+
+# --- compiled expressions -------------------------------------------------------
+#
+# A frame is a list: [env, events, slot0, slot1, ...]; parameters take the first
+# slots. Every value held in a slot or returned by an expression closure is in
+# the range of its C type (comparisons may yield Python bools, which are ints).
+
+Fn = Callable[[list], int]
+
+
+@dataclass(frozen=True)
+class _E:
+    fn: Fn
+    ty: Type
+    const: int | None = None
+
+
+class _Crash(Exception):
+    pass
+
+
+class _Void:
+    """What ``return;`` gives: a statement's result that is not None and not a value."""
+
+
+_VOID = _Void()
+
+
+class _Break:
+    """What ``break`` gives: ends the enclosing switch."""
+
+
+_BREAK = _Break()
+MAX_STEPS = 10_000  # jumps per call (a backward goto is a loop): beyond, no answer
+
+
+@dataclass(frozen=True, eq=False)
+class _Goto:
+    """What ``goto LABEL`` gives: the function body resumes at the label."""
+
+    label: str
+
+
+def _const(v: int, ty: Type) -> _E:
+    return _E(lambda f: v, ty, v)
+
+
+def _wrapper(ty: Type) -> Callable[[Fn], Fn]:
+    """Closure transformer: wrap a closure's (unbounded) result into ``ty``."""
+    bits, signed = ty
+    if bits <= 1:
+        return lambda a: (lambda f: 1 if a(f) else 0)
+    mask = (1 << bits) - 1
+    if not signed:
+        return lambda a: (lambda f: a(f) & mask)
+    half = 1 << (bits - 1)
+    return lambda a: (lambda f: ((a(f) + half) & mask) - half)
+
+
+def _convert(e: _E, dst: Type) -> _E:
+    """``e`` converted to ``dst`` (as by assignment or a cast)."""
+    if dst == VOID:
+        return _E(e.fn, VOID, None)
+    if _preserves(e.ty, dst):
+        return _E(e.fn, dst, e.const)
+    fn = _wrapper(dst)(e.fn)
+    return _E(fn, dst, None if e.const is None else conv(e.const, dst))
+
+
+def _line(n: Node) -> int:
+    return n.start_point.row + 1
+
+
+def _named(n: Node) -> list[Node]:
+    return [c for c in n.named_children if c.type != "comment"]
+
+
+def _env_read(key: str, fname: str, ty: Type = INT, default: int | None = None) -> Fn:
+    """Read ``key`` from the run-time configuration, as a value of ``ty``."""
+    bits, signed = ty
+    lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+
+    def read(f):
+        try:
+            v = f[0][key]
+        except KeyError:
+            if default is not None:
+                return default
+            raise Unbound(key, fname) from None
+        if v is None:
+            return 0
+        if lo <= v < hi:
+            return v
+        return conv(v, ty)
+    return read
+
+
+def _nothing(f):
+    return None
+
+
+@dataclass(frozen=True)
+class _S:
+    fn: Callable[[list], object]
+    returns: bool  # may give the function's value (else its result is ignored)
+
+
+def _quiet(fn: Callable[[list], object]) -> Callable[[list], object]:
+    def stmt(f):
+        fn(f)
+    return stmt
+
+
+def _block(parts: list[_S]) -> _S | None:
+    """Statements in sequence, as runs of plain ones each ended by one that may return."""
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    segments: list[tuple[tuple, Callable | None]] = []
+    plain: list = []
+    for p in parts:
+        if p.returns:
+            segments.append((tuple(plain), p.fn))
+            plain = []
+        else:
+            plain.append(p.fn)
+    if not segments:
+        run = tuple(plain)
+
+        def plain_block(f):
+            for p in run:
+                p(f)
+        return _S(plain_block, False)
+    if plain:
+        segments.append((tuple(plain), None))
+    if len(segments) == 1 and segments[0][1] is not None:
+        first, last = segments[0]
+
+        def tail_block(f):
+            for p in first:
+                p(f)
+            return last(f)
+        return _S(tail_block, True)
+    segs = tuple(segments)
+
+    def block(f):
+        for run, ret in segs:
+            for p in run:
+                p(f)
+            if ret is not None:
+                r = ret(f)
+                if r is not None:
+                    return r
+        return None
+    return _S(block, True)
+
+
+class Compiled:
+    """A compiled function: ``fn(*args, env=...) -> Result``."""
+
+    def __init__(self, name: str, rtype: Type, params: list[tuple[str, Type]]) -> None:
+        self.name, self.rtype, self.params = name, rtype, params
+        self.body: Callable[[list], object] = _nothing
+        self.zeros: list[int] = []
+        self._bounds = [_range(ty) for _, ty in params]
+        self._results: dict[int, Result] = {}  # value -> Result without events: shared
+
+    def enter(self, env: Mapping[str, int], events: list[Event], args: list[int]) -> int:
+        """Run with arguments already converted to the parameter types."""
+        f = [env, events, *args]
+        if self.zeros:
+            f += self.zeros
+        r = self.body(f)
+        return 0 if r is None or r is _VOID else r
+
+    def __call__(self, *args: int | None, env: Mapping[str, int] | None = None) -> Result:
+        vals = list(args)
+        for i, (lo, hi, ty) in enumerate(self._bounds):
+            if i >= len(vals):
+                vals.append(0)
+                continue
+            v = vals[i]
+            if v is None:
+                vals[i] = 0
+            elif not lo <= v < hi:
+                vals[i] = conv(v, ty)
+        del vals[len(self._bounds):]
+        events: list[Event] = []
+        try:
+            value = self.enter({} if env is None else env, events, vals)
+        except _Crash:
+            return Result(None, tuple(events), True)
+        except RecursionError:
+            raise ModelError(f"recursion too deep in {self.name}()", self.name) from None
+        if events:
+            return Result(None if self.rtype == VOID else int(value), tuple(events), False)
+        r = self._results.get(value)
+        if r is None:
+            if len(self._results) > 4096:
+                self._results.clear()
+            r = self._results[value] = Result(None if self.rtype == VOID else int(value), (),
+                                              False)
+        return r

@@ -1,0 +1,98 @@
+"""The check runner. Each rule file names a check (``check = "NAME"``); the check
+modules of this package register themselves in :mod:`.registry` with the
+schema of their params and the inputs they read, and the runner knows no
+rule by name.
+
+A check takes the rule (its data and profile) and the facts of one snapshot
+and yields Findings. Checks never print and never read files: everything comes
+from Facts, so the same check runs on a directory, a git revision or a patch.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+from dataclasses import replace
+
+from ..errors import ModelLimit
+from ..facts import Facts
+from ..findings import Finding, fingerprinted, without_lines
+from .registry import Spec, discover, validate_params
+
+
+def in_scope(rule, path: str) -> bool:
+    return any(fnmatch.fnmatchcase(path, pat) for pat in rule.scope)
+
+
+def validate(source: str, rule) -> str | None:
+    """What is wrong with the rule's check or params, naming ``source`` (None: fine)."""
+    spec = discover().get(rule.check)
+    if spec is None:
+        return f"{source}: no check named {rule.check!r}"
+    return validate_params(source, spec, rule.params)
+
+
+def run(rules: Iterable, facts: Facts, reuse: bool = False) -> list[Finding]:
+    """Findings of ``rules`` on one snapshot. ``reuse``: keep model verdicts for the
+    next snapshot of a series (costs a digest per rule, pays off from the second)."""
+    specs = discover()
+    found: list[Finding] = []
+    for rule in rules:
+        spec = specs[rule.check]
+        found.extend(f for f in _run_one(rule, spec, facts, reuse) if in_scope(rule, f.path))
+    return fingerprinted(replace(f, snippet=_line_text(facts, f.path, f.line)) for f in found)
+
+
+_VERDICTS: dict[tuple, list[Finding]] = {}
+
+
+def _run_one(rule, spec: Spec, facts: Facts, reuse: bool) -> list[Finding]:
+    """Run one check; a verdict is reused while nothing its declared inputs read changes."""
+    key = _key(rule, spec, facts) if reuse and spec.reads else None
+    if key is not None and key in _VERDICTS:
+        return _VERDICTS[key]
+    try:
+        out = list(spec.fn(rule, facts))
+    except ModelLimit as e:
+        out = [_model_limit(rule, facts, e)]
+    if key is not None:
+        if len(_VERDICTS) > 256:
+            _VERDICTS.clear()
+        _VERDICTS[key] = out
+    return out
+
+
+def _key(rule, spec: Spec, facts: Facts) -> tuple:
+    """What the verdict depends on: the functions reachable from the declared roles
+    (and from the profile's entry points and sanitizers), and the macro values."""
+    from .. import model, roles
+
+    prof = rule.profile
+    found = roles.find(facts, prof)
+    roots = {n for role in spec.reads for n in found.functions(role)}
+    mentioned: set[str] = set()
+    if "entries" in spec.reads:
+        roots |= {e.function for e in prof.entries}
+        mentioned |= set(prof.sanitizers)
+    if "allocation" in spec.reads and found.allocation is not None:
+        roots.add(found.allocation.function or "")
+    t = model.tree(facts, prof)
+    return (rule.id, repr(sorted(rule.params.items())),
+            model.signature(t, roots, mentioned))
+
+
+def _model_limit(rule, facts: Facts, e: ModelLimit) -> Finding:
+    """The model could not decide: say what and where, at info severity."""
+    fn = facts.functions.get(e.function or "")
+    path, line = (fn.path, e.line or fn.line) if fn else ("", 0)
+    return Finding(rule.id, "info", path, line, 1, e.function,
+                   f"undecided: the model could not evaluate {e.function}(): {e}; "
+                   f"{rule.id} not checked on this path",
+                   key=f"model-limit:{without_lines(str(e))}")
+
+
+
+def _line_text(facts: Facts, path: str, line: int) -> str:
+    data = facts.snapshot.files.get(path, b"")
+    lines = data.split(b"\n")
+    return lines[line - 1].decode("utf-8", "replace") if 0 < line <= len(lines) else ""

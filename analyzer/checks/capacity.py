@@ -1,0 +1,71 @@
+"""capacity: for some configuration a VMM following the layout creates fewer than
+the profile's count of vCPUs; reported at the check or definition that stops it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .. import model, paths
+from ..facts import Facts
+from ..findings import Finding, without_lines
+from ._common import entries, record, tree
+from .registry import check
+
+
+@check("capacity", params={"nr_cpus": (list, False)}, reads=("entries", "pack"))
+def capacity(rule, facts: Facts) -> Iterator[Finding]:
+    t = tree(rule, facts)
+    for entry in entries(rule, facts):
+        if not entry.bounded_by_id_space:
+            continue
+        cp = paths.create_path(t, entry)
+        if cp is None:
+            continue
+        found: dict[tuple, Finding] = {}
+        nr_cpus = tuple(rule.params["nr_cpus"]) if "nr_cpus" in rule.params else None
+        for cfg in t.configs(nr_cpus, layouts=True):
+            if not cfg.qemu_like:
+                continue
+            short = _shortfall(t, cp, cfg, facts)
+            if short is None:
+                continue
+            created, n, vid, why, where = short
+            if where in found and found[where].counterexample["values"]["vcpus"] <= created:
+                continue
+            severity, message = rule.text(created=created, max=n, config=cfg.text(), why=why)
+            found[where] = Finding(
+                rule.id, severity, where[0], where[1], 1, where[2], message,
+                key=without_lines(f"{where[0]}:{where[2]}:{why.split(' ', 2)[-1]}"),
+                counterexample=record(cfg, (vid,), entry.function, vcpus=created, count=n))
+        yield from found.values()
+
+
+def _shortfall(t: model.Tree, cp: paths.CreatePath, cfg: model.Config, facts: Facts):
+    """(created, count, first refused ID, why, where) when the layout falls short."""
+    prof = t.profile
+    n = t.macro(prof.count, cfg)
+    size = t.macro(prof.table_size, cfg)
+    limit = t.id_space(cfg)
+    fn = facts.functions[cp.function]
+    used: set[int] = set()
+    for vid in model.layout(cfg.stride, cfg.threads, n):
+        if limit is not None and vid >= limit:
+            name = t.first_macro(prof.id_space)
+            d = t.defines[name]
+            return len(used), n, vid, f"ID {vid} is refused by {name} = {limit} ({d.value})", \
+                (d.path, d.line, None)
+        slot = cp.slot(cfg, vid)
+        if slot.events:
+            ev = slot.events[0]
+            return len(used), n, vid, f"ID {vid} hits {ev.macro} at line {ev.line}", \
+                (fn.path, ev.line, fn.name)
+        if not slot.admitted:
+            why = f"ID {vid} is turned away" + (
+                f" by the check at line {slot.refused_by}" if slot.refused_by else "")
+            return len(used), n, vid, why, (fn.path, slot.refused_by or fn.line, fn.name)
+        if slot.index >= size or slot.index in used:
+            why = f"ID {vid} gets VCORE slot {slot.index}, " + (
+                "already taken" if slot.index in used else f"beyond {prof.table_size}={size}")
+            return len(used), n, vid, why, (fn.path, cp.site_line, fn.name)
+        used.add(slot.index)
+    return None

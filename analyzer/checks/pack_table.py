@@ -1,0 +1,41 @@
+"""pack-table: the packing function, run from the tree over every layout a VMM
+following ``id = core * stride + thread`` uses, collides or leaves the array."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .. import model
+from ..facts import Facts
+from ..findings import Finding
+from ._common import found_roles, record, tree
+from .registry import check
+
+
+@check("pack_table", params={"nr_cpus": (list, False)}, reads=("pack",))
+def pack_table(rule, facts: Facts) -> Iterator[Finding]:
+    name = found_roles(rule, facts).pack
+    if name is None:
+        return
+    fn = facts.functions[name]
+    t = tree(rule, facts)
+    pack = t.compiled(name)
+    count = rule.profile.count
+    found: dict[tuple[str, bool], Finding] = {}
+    memo: dict[tuple[int, int], dict[int, object]] = {}
+    for cfg in t.configs(tuple(rule.params.get("nr_cpus", ())) or None, layouts=True):
+        if all((k, cfg.qemu_like) in found for k in ("event", "range", "collision")):
+            continue
+        known = memo.setdefault((cfg.nr_cpus, cfg.stride), {})
+        layout = model.layout(cfg.stride, cfg.threads, t.macro(count, cfg), t.id_space(cfg))
+        for kind, problem, ids, packed in model.pack_problems(t, pack, cfg, layout, known):
+            if (kind, cfg.qemu_like) in found:
+                continue
+            severity, message = rule.text(
+                None if cfg.qemu_like else "outside_qemu", function=name, problem=problem,
+                config=cfg.text())
+            ce = record(cfg, ids, **({} if packed is None else {"packed": packed}))
+            found[kind, cfg.qemu_like] = Finding(
+                rule.id, severity, fn.path, fn.line, 1, name, message,
+                key=f"{kind}:{cfg.qemu_like}", counterexample=ce)
+    yield from found.values()

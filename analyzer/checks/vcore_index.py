@@ -1,0 +1,109 @@
+"""vcore-index: the VCORE table indexed with an unpacked ID on the modelled host's
+path, or read before its bound check."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from .. import paths, roles
+from ..facts import Facts
+from ..findings import Finding
+from ._common import configs, entries, found_roles, record, table_field, tree
+from .registry import check
+
+
+@check("vcore_index", params={"nr_cpus": (list, False)}, reads=("entries", "pack"))
+def vcore_index(rule, facts: Facts) -> Iterator[Finding]:
+    pack = found_roles(rule, facts).pack
+    if pack is None:
+        return  # before packing there is nothing to convert to
+    t = tree(rule, facts)
+    table = table_field(rule, facts)
+    for entry in entries(rule, facts):
+        cp = paths.create_path(t, entry)
+        if cp is None:
+            continue
+        fn = facts.functions[entry.function]
+        for _guards, rhs, line in _unpacked(t, cp, pack):
+            severity, message = rule.text("unpacked", var=cp.index_var, rhs=rhs, table=table,
+                                          function=pack)
+            yield Finding(rule.id, severity, fn.path, line, 1, fn.name, message,
+                          key=f"unpacked:{rhs}")
+        for site in paths.table_sites(t, entry.function):
+            yield from _site(rule, t, entry, site, fn)
+    yield from _loops(rule, t, facts)
+
+
+def _site(rule, t, entry, site, fn) -> Iterator[Finding]:
+    """One access of the table on the entry's path: bounded for every admitted ID?"""
+    cp = paths.create_path(t, entry, site)
+    bad = cp and _unbounded(rule, t, cp)
+    if not bad:
+        return
+    cfg, vid, index = bad
+    access = "written" if site.is_write else "read"
+    severity, message = rule.text(
+        "unbounded", var=cp.index_var, index=index, id=vid, config=cfg.text(),
+        table=table_field(rule, t.facts), size=rule.profile.table_size, access=access)
+    yield Finding(rule.id, severity, fn.path, cp.site_line, 1, fn.name, message,
+                  key=f"unbounded:{cp.index_var}:{access}",
+                  counterexample=record(cfg, (vid,), entry.function, index=index))
+
+
+def _loops(rule, t, facts: Facts) -> Iterator[Finding]:
+    """``for (i = 0; i < BOUND; i++) … TABLE[i]`` with BOUND beyond the table's size
+    in some configuration."""
+    size_name = rule.profile.table_size
+    for sub in facts.all("subscripts"):
+        loop = paths.loop_bound(t, sub)
+        if loop is None:
+            continue
+        var, bound_text, inclusive = loop
+        for cfg in configs(rule, t):
+            try:
+                bound = t.expr(bound_text)(env=cfg.env()).value
+            except paths.EVAL_ERRORS:
+                break
+            size = t.macro(size_name, cfg)
+            top = bound if inclusive else bound - 1
+            if top >= size:
+                severity, message = rule.text(
+                    "loop", var=var, bound=bound_text, top=top, size=size_name, size_value=size,
+                    config=cfg.text(), table=table_field(rule, facts))
+                yield Finding(rule.id, severity, sub.path, sub.line, sub.column, sub.function,
+                              message, key=f"loop:{var}:{bound_text}",
+                              counterexample=record(cfg, (), None, index=top, size=size))
+                break
+
+
+def _unpacked(t, cp: paths.CreatePath, pack: str):
+    """Assignments of the index that the modelled host runs and that do not pack.
+    A constant (the sentinel of a refused ID) is not an index to pack."""
+    cfg = t.configs()[0]
+    computed = [a for a in cp.assignments if not re.fullmatch(r"\(?[A-Z_0-9]+\)?", a[1])]
+    def packs_(text: str) -> bool:
+        """Does ``text`` call the packing function (or a wrapper of it)?"""
+        return any(name in t.facts.functions and roles.unwrap(t.facts, name) == pack
+                   for name in re.findall(r"\b(\w+)\s*\(", text))
+
+    def config_guards(a):
+        return [g for g in a[0] if not cp.flow.mentions(g.cond)]
+
+    def on_path(a):
+        env = cfg.env()
+        return all(paths.holds(t, g, dict(env), cp.flow, cp.function)
+                   for g in config_guards(a))
+    if any(packs_(a[1]) for a in computed):
+        return [a for a in computed if config_guards(a) and on_path(a) and not packs_(a[1])]
+    return [a for a in computed if on_path(a)]
+
+
+def _unbounded(rule, t, cp: paths.CreatePath):
+    for cfg in configs(rule, t):
+        size = t.macro(rule.profile.table_size, cfg)
+        for vid in range(t.id_space(cfg) or 16 * cfg.nr_cpus):
+            slot = cp.slot(cfg, vid)
+            if slot.admitted and slot.index is not None and not 0 <= slot.index < size:
+                return cfg, vid, slot.index
+    return None
