@@ -90,8 +90,6 @@ def test_code_flows_from_notes() -> None:
     assert [r["id"] for r in res["relatedLocations"]] == [1, 2]
 
 
-@pytest.mark.xfail(strict=True, reason="Finding.notes (the execution path) are filled in by the "
-                   "engine's checks, not yet on this branch; remove this mark when they are")
 def test_real_path_findings_have_code_flows(cli) -> None:
     rc, out, _ = cli("check", str(RFC_APPLIED), "--format", "sarif")
     paths = [r for r in valid(out)["runs"][0]["results"] if r["ruleId"] == "pack-domain"]
