@@ -157,8 +157,10 @@ def test_model_configuration_space_is_bounded(cli) -> None:
         "model: --nr-cpus 100000000 is outside what the kernel's configuration allows "
         "(2..8192)")
     assert bad(cli, "model", "--nr-cpus", "16", "--stride", "8", "--vcpus", "99999") == (
-        "model: --vcpus 99999: the number of vCPU IDs or slots in one 'vpcheck model' table "
-        "exceeds the limit (99,999 > 16,384 IDs; set VPCHECK_MAX_MODEL_IDS to raise it)")
+        "model: --vcpus 99999 exceeds stride * NR_CPUS")
+    assert bad(cli, "model", "--nr-cpus", "4096", "--stride", "8", "--vcpus", "20000") == (
+        "model: --vcpus 20000: the number of vCPU IDs or slots in one 'vpcheck model' table "
+        "exceeds the limit (20,000 > 16,384 IDs; set VPCHECK_MAX_MODEL_IDS to raise it)")
 
 
 def test_limit_override_and_bad_value(cli, monkeypatch) -> None:
