@@ -1,0 +1,171 @@
+"""Every behaviour-preserving rewrite at every site, on every tree: does vpcheck agree?
+
+Usage:
+  python benchmarks/metamorphic_sweep.py [--jobs 2] [--tree NAME ...] [--transform KIND ...]
+         [--linux DIR] [--sample] [--failures FILE] [--write-known FILE]
+
+Prints the number of (transformation, site) pairs run per tree, how many keep
+the multiset of (rule, function, severity), and the failures grouped by
+transformation with one example diff each; writes every failing case to
+--failures. ``--sample`` runs exactly the cases tests/test_metamorphic.py
+replays, so
+
+  python benchmarks/metamorphic_sweep.py --sample \
+      --write-known tests/data/metamorphic/known-failures.toml
+
+regenerates the test's known-failures list in about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import multiprocessing
+import os
+import sys
+import tarfile
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.metamorph import plan  # noqa: E402
+from tests.metamorph.oracle import Outcome, write_known  # noqa: E402
+from tests.metamorph.transforms import TRANSFORMS, InvalidRewrite  # noqa: E402
+
+TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
+KNOWN_HEADER = """\
+Metamorphic cases that fail on the current engine (strict xfail in
+tests/test_metamorphic.py). Regenerate after an engine change with:
+  python benchmarks/metamorphic_sweep.py --sample --write-known \
+tests/data/metamorphic/known-failures.toml
+"""
+
+
+def linux_tree(arg: str | None) -> Path | None:
+    """Debian 6.12: --linux, /work/linux-6.12, or extracted from the installed tarball."""
+    for cand in (arg, "/work/linux-6.12"):
+        if cand and Path(cand, "arch/powerpc/kvm").is_dir():
+            return Path(cand)
+    if not TARBALL.exists():
+        return None
+    dest = Path(tempfile.mkdtemp(prefix="vpm-linux-"))
+    with tarfile.open(TARBALL, "r|xz") as tar:
+        for m in tar:
+            rel = m.name.partition("/")[2]
+            if m.isfile() and rel.startswith(("arch/powerpc/", "include/linux/kvm_host.h",
+                                              "virt/kvm/")):
+                m.name = rel
+                tar.extract(m, dest, filter="data")
+    return dest
+
+
+def plan_cases(trees: dict[str, Path], kinds: list[str], sample: bool) -> list[tuple]:
+    if sample:  # exactly what tests/test_metamorphic.py replays
+        cases = [c for c in plan.test_cases(trees) if c[2] in kinds]
+        if plan.REALTREE in trees:
+            path = str(trees[plan.REALTREE])
+            cases += [(plan.REALTREE, path, s.transform, s.key)
+                      for s in plan.sample(plan.REALTREE, path, 1, kinds)]
+        return cases
+    return [(name, str(path), kind, key) for name, path in trees.items() for kind in kinds
+            for key in plan.sites_of(name, str(path), kind)]
+
+
+def _work(case: tuple) -> Outcome:
+    return plan.run_one(*case)
+
+
+def run(cases: list[tuple], jobs: int) -> list[Outcome]:
+    if jobs <= 1:
+        return [_work(c) for c in cases]
+    # Sorted by tree so each worker parses each tree once (chunks stay within a tree).
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        return pool.map(_work, cases, chunksize=8)
+
+
+def example_diff(trees: dict[str, Path], o: Outcome, limit: int = 40) -> str:
+    site = plan.sites_of(o.tree, str(trees[o.tree]), o.transform).get(o.site)
+    if site is None:
+        return ""
+    try:
+        variant = site.make()
+    except InvalidRewrite as e:
+        return str(e)
+    tree = plan.load(o.tree, str(trees[o.tree]))
+    out: list[str] = []
+    for path, data in variant.files.items():
+        out += difflib.unified_diff(tree.files[path].decode().splitlines(),
+                                    data.decode().splitlines(), f"a/{path}", f"b/{path}",
+                                    n=1, lineterm="")
+    return "\n".join(out[:limit]) + ("\n    …" if len(out) > limit else "")
+
+
+def report(trees: dict[str, Path], outcomes: list[Outcome]) -> None:
+    per_tree: dict[str, Counter] = defaultdict(Counter)
+    for o in outcomes:
+        per_tree[o.tree]["run"] += 1
+        per_tree[o.tree]["pass" if o.ok else "fail"] += 1
+    print(f"{'tree':44} {'pairs':>6} {'pass':>6} {'fail':>6}")
+    for name, c in per_tree.items():
+        print(f"{name:44} {c['run']:6} {c['pass']:6} {c['fail']:6}")
+    total = Counter(o.ok for o in outcomes)
+    print(f"{'TOTAL':44} {len(outcomes):6} {total[True]:6} {total[False]:6}\n")
+    by_kind: dict[str, list[Outcome]] = defaultdict(list)
+    for o in outcomes:
+        by_kind[o.transform].append(o)
+    print(f"{'transformation':24} {'pairs':>6} {'fail':>6}")
+    for kind in TRANSFORMS:
+        os_ = by_kind.get(kind, [])
+        print(f"{kind:24} {len(os_):6} {sum(not o.ok for o in os_):6}")
+    for kind in TRANSFORMS:
+        bad = [o for o in by_kind.get(kind, []) if not o.ok]
+        if not bad:
+            continue
+        symptoms = Counter(o.symptom.split(";")[0].split(",")[0] for o in bad)
+        print(f"\n== {kind}: {len(bad)} failures; commonest: "
+              + "; ".join(f"{s} ({n})" for s, n in symptoms.most_common(3)))
+        ex = bad[0]
+        print(f"   e.g. {ex.tree} {ex.site}: {ex.symptom}")
+        print("\n".join("    " + line for line in example_diff(trees, ex).splitlines()))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--tree", action="append", help="tree name (default: all)")
+    ap.add_argument("--transform", action="append", choices=list(TRANSFORMS))
+    ap.add_argument("--linux", help="an extracted Debian 6.12 tree")
+    ap.add_argument("--no-linux", action="store_true", help="fixture trees only")
+    ap.add_argument("--sample", action="store_true",
+                    help="only the seeded sample tests/test_metamorphic.py replays")
+    ap.add_argument("--failures", default=os.path.join(tempfile.gettempdir(),
+                                                       "metamorphic-failures.toml"))
+    ap.add_argument("--write-known", help="also write the failures as the known-failures list")
+    args = ap.parse_args()
+    trees = plan.fixture_trees()
+    linux = None if args.no_linux else linux_tree(args.linux)
+    if linux is not None:
+        trees[plan.REALTREE] = linux
+    if args.tree:
+        trees = {k: v for k, v in trees.items() if k in args.tree}
+    kinds = args.transform or list(TRANSFORMS)
+    t0 = time.perf_counter()
+    cases = plan_cases(trees, kinds, args.sample)
+    print(f"{len(cases)} (transformation, site) pairs on {len(trees)} trees; "
+          f"planned in {time.perf_counter() - t0:.1f} s", flush=True)
+    outcomes = run(cases, args.jobs)
+    print(f"ran in {time.perf_counter() - t0:.1f} s with --jobs {args.jobs}\n")
+    report(trees, outcomes)
+    n = write_known(Path(args.failures), outcomes, "Failing metamorphic cases of one sweep.")
+    print(f"\n{n} failing cases written to {args.failures}")
+    if args.write_known:
+        n = write_known(Path(args.write_known), outcomes, KNOWN_HEADER)
+        print(f"{n} known failures written to {args.write_known}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

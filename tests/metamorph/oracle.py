@@ -1,0 +1,128 @@
+"""Run ``vpcheck check --format json`` in-process on a rewritten tree and judge the result.
+
+The metamorphic oracle: the multiset of (rule, function, severity), with the
+functions a rewrite introduced mapped back to the original, is unchanged.
+Known failures live in TOML files under tests/data/ so that a fix shows up as
+an XPASS that forces the list to be updated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import tomllib
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .transforms import InvalidRewrite, Site, Variant
+
+Signature = Counter  # Counter[(rule, function, severity)]
+
+
+class EngineError(Exception):
+    """vpcheck exited 2 or 3 (or printed no JSON) on a tree: always a failure."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    tree: str
+    transform: str
+    site: str
+    ok: bool
+    symptom: str = ""
+
+    @property
+    def case(self) -> tuple[str, str, str]:
+        return self.tree, self.transform, self.site
+
+
+def run_check(files: Mapping[str, bytes], base: Path | None = None) -> list[dict]:
+    """Findings of vpcheck on ``files`` (unchanged files hard-linked from ``base``)."""
+    from tests.conftest import run_cli
+
+    with tempfile.TemporaryDirectory(prefix="vpm-") as tmp:
+        root = Path(tmp)
+        if base is not None:
+            _link_tree(base, root, set(files))
+        for rel, data in files.items():
+            out = root / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(data)
+        rc, out, err = run_cli("check", str(root), "--format", "json", "--severity", "info")
+    if rc not in (0, 1):
+        raise EngineError(f"exit {rc}: {err.strip().splitlines()[-1] if err.strip() else ''}")
+    try:
+        return json.loads(out)["findings"]
+    except (ValueError, KeyError) as e:
+        raise EngineError(f"no JSON findings: {e}") from None
+
+
+def _link_tree(base: Path, root: Path, skip: set[str]) -> None:
+    for dirpath, _, names in os.walk(base):
+        rel_dir = Path(dirpath).relative_to(base)
+        for name in names:
+            rel = (rel_dir / name).as_posix()
+            if rel in skip:
+                continue
+            dest = root / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(Path(dirpath) / name, dest)
+            except OSError:
+                shutil.copyfile(Path(dirpath) / name, dest)
+
+
+def signature(findings: Iterable[dict], renames: Mapping[str, str] | None = None) -> Signature:
+    renames = renames or {}
+    return Counter((f["rule"], renames.get(f.get("function"), f.get("function")), f["severity"])
+                   for f in findings)
+
+
+def describe(base: Signature, got: Signature) -> str:
+    """'lost …; gained …' between two signatures ('' when equal)."""
+    def fmt(c: Counter) -> str:
+        return ", ".join(f"{r}/{fn}/{s}" + (f" x{n}" if n > 1 else "")
+                         for (r, fn, s), n in sorted(c.items(), key=str))
+    lost, gained = base - got, got - base
+    parts = ([f"lost {fmt(lost)}"] if lost else []) + ([f"gained {fmt(gained)}"] if gained else [])
+    return "; ".join(parts)
+
+
+def judge(tree: str, site: Site, base: Signature, base_dir: Path | None) -> Outcome:
+    """Apply one rewrite, run vpcheck, compare with the unrewritten tree."""
+    try:
+        variant: Variant = site.make()
+    except InvalidRewrite as e:
+        return Outcome(tree, site.transform, site.key, False, f"invalid rewrite: {e}")
+    try:
+        got = signature(run_check(variant.files, base_dir), variant.renames)
+    except EngineError as e:
+        return Outcome(tree, site.transform, site.key, False, str(e))
+    symptom = describe(base, got)
+    return Outcome(tree, site.transform, site.key, not symptom, symptom)
+
+
+def load_known(path: Path) -> dict[tuple[str, str, str], str]:
+    """(tree, transform, site) -> recorded symptom."""
+    if not path.exists():
+        return {}
+    data = tomllib.loads(path.read_text())
+    return {(c["tree"], c["transform"], c["site"]): c.get("symptom", "")
+            for c in data.get("case", [])}
+
+
+def write_known(path: Path, outcomes: Iterable[Outcome], header: str) -> int:
+    """Write the failing outcomes as [[case]] tables; returns how many."""
+    bad = sorted((o for o in outcomes if not o.ok), key=lambda o: o.case)
+    lines = [f"# {line}".rstrip() for line in header.strip().splitlines()] + [""]
+    for o in bad:
+        lines += ["[[case]]", f"tree = {json.dumps(o.tree)}",
+                  f"transform = {json.dumps(o.transform)}", f"site = {json.dumps(o.site)}",
+                  f"symptom = {json.dumps(o.symptom)}", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return len(bad)
