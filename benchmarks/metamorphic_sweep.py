@@ -23,7 +23,6 @@ import difflib
 import multiprocessing
 import os
 import sys
-import tarfile
 import tempfile
 import time
 from collections import Counter, defaultdict
@@ -35,31 +34,12 @@ from tests.metamorph import plan  # noqa: E402
 from tests.metamorph.oracle import Outcome, write_known  # noqa: E402
 from tests.metamorph.transforms import TRANSFORMS, InvalidRewrite  # noqa: E402
 
-TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
 KNOWN_HEADER = """\
 Metamorphic cases that fail on the current engine (strict xfail in
 tests/test_metamorphic.py). Regenerate after an engine change with:
   python benchmarks/metamorphic_sweep.py --sample --write-known \
 tests/data/metamorphic/known-failures.toml
 """
-
-
-def linux_tree(arg: str | None) -> Path | None:
-    """Debian 6.12: --linux, /work/linux-6.12, or extracted from the installed tarball."""
-    for cand in (arg, "/work/linux-6.12"):
-        if cand and Path(cand, "arch/powerpc/kvm").is_dir():
-            return Path(cand)
-    if not TARBALL.exists():
-        return None
-    dest = Path(tempfile.mkdtemp(prefix="vpm-linux-"))
-    with tarfile.open(TARBALL, "r|xz") as tar:
-        for m in tar:
-            rel = m.name.partition("/")[2]
-            if m.isfile() and rel.startswith(("arch/powerpc/", "include/linux/kvm_host.h",
-                                              "virt/kvm/")):
-                m.name = rel
-                tar.extract(m, dest, filter="data")
-    return dest
 
 
 def plan_cases(trees: dict[str, Path], kinds: list[str], sample: bool) -> list[tuple]:
@@ -146,7 +126,7 @@ def main() -> int:
     ap.add_argument("--write-known", help="also write the failures as the known-failures list")
     args = ap.parse_args()
     trees = plan.fixture_trees()
-    linux = None if args.no_linux else linux_tree(args.linux)
+    linux = None if args.no_linux else plan.linux_tree(args.linux)
     if linux is not None:
         trees[plan.REALTREE] = linux
     if args.tree:

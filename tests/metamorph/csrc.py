@@ -164,21 +164,44 @@ class Tree:
         self.by_name = {}
         for f in self.functions:
             self.by_name.setdefault(f.name, f)
-        self.macros = {m.name: m for m in self._macros()}
+        self.macros: dict[str, Macro] = {}
+        for m in self._macros():  # the first definition: arch/powerpc sorts first
+            self.macros.setdefault(m.name, m)
         self.words = frozenset(w.decode() for d in self.files.values() for w in _WORD.findall(d))
         self.packer = packing_function(self)
         self.visible = visible_functions(self)
 
-    def _functions(self) -> Iterator[Func]:
+    def patched(self, changes: Mapping[str, bytes]) -> Tree:
+        """This tree with some files replaced; only those are re-read (roles kept)."""
+        new = object.__new__(Tree)
+        new.name, new.files = self.name, MappingProxyType({**self.files, **changes})
+        new.roots = {**self.roots, **{p: parse(d) for p, d in changes.items()}}
+        new.functions = tuple(f for f in self.functions if f.path not in changes) + tuple(
+            new._functions(changes))
+        new.by_name = {}
+        for f in new.functions:
+            new.by_name.setdefault(f.name, f)
+        new.macros = {}
+        for m in [*new._macros(changes), *(m for m in self.macros.values()
+                                           if m.path not in changes)]:
+            new.macros.setdefault(m.name, m)
+        new.words, new.packer, new.visible = self.words, self.packer, self.visible
+        return new
+
+    def _functions(self, only: Mapping | None = None) -> Iterator[Func]:
         for path, root in self.roots.items():
+            if only is not None and path not in only:
+                continue
             for n in walk(root):
                 if n.type == "function_definition":
                     name = declarator_name(n.child_by_field_name("declarator"))
                     if name:
                         yield Func(name, path, n)
 
-    def _macros(self) -> Iterator[Macro]:
+    def _macros(self, only: Mapping | None = None) -> Iterator[Macro]:
         for path, root in self.roots.items():
+            if only is not None and path not in only:
+                continue
             for n in walk(root):
                 if n.type in ("preproc_def", "preproc_function_def"):
                     ps = n.child_by_field_name("parameters")

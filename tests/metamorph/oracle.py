@@ -106,23 +106,51 @@ def judge(tree: str, site: Site, base: Signature, base_dir: Path | None) -> Outc
     return Outcome(tree, site.transform, site.key, not symptom, symptom)
 
 
-def load_known(path: Path) -> dict[tuple[str, str, str], str]:
-    """(tree, transform, site) -> recorded symptom."""
+def load_known(path: Path, kind: str = "transform") -> dict[tuple[str, str, str], str]:
+    """(tree, transform or operator, site) -> recorded symptom."""
     if not path.exists():
         return {}
     data = tomllib.loads(path.read_text())
-    return {(c["tree"], c["transform"], c["site"]): c.get("symptom", "")
+    return {(c["tree"], c[kind], c["site"]): c.get("symptom", "")
             for c in data.get("case", [])}
 
 
-def write_known(path: Path, outcomes: Iterable[Outcome], header: str) -> int:
+def write_known(path: Path, outcomes: Iterable[Outcome], header: str,
+                kind: str = "transform") -> int:
     """Write the failing outcomes as [[case]] tables; returns how many."""
     bad = sorted((o for o in outcomes if not o.ok), key=lambda o: o.case)
     lines = [f"# {line}".rstrip() for line in header.strip().splitlines()] + [""]
     for o in bad:
         lines += ["[[case]]", f"tree = {json.dumps(o.tree)}",
-                  f"transform = {json.dumps(o.transform)}", f"site = {json.dumps(o.site)}",
+                  f"{kind} = {json.dumps(o.transform)}", f"site = {json.dumps(o.site)}",
                   f"symptom = {json.dumps(o.symptom)}", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return len(bad)
+
+
+def judge_mutant(tree: str, m, base: list[dict], base_dir: Path | None) -> Outcome:
+    """found / missed / wrong-line / bad-counterexample; equivalent mutants: unchanged."""
+    try:
+        got = run_check(m.files, base_dir)
+    except EngineError as e:
+        return Outcome(tree, m.operator, m.key, False, f"error: {e}")
+    if m.equivalent:
+        change = describe(signature(base), signature(got))
+        return Outcome(tree, m.operator, m.key, not change,
+                       f"equivalent-changed: {change}" if change else "equivalent")
+    hits = [f for f in got if f["rule"] in m.rules and f["path"] == m.path
+            and f["line"] == m.line]
+    if hits:
+        why = [m.verify(f) for f in hits]
+        if any(w is None for w in why):
+            return Outcome(tree, m.operator, m.key, True, "found")
+        return Outcome(tree, m.operator, m.key, False, f"bad-counterexample: {why[0]}")
+    old = {(f["rule"], f["path"], f.get("message")) for f in base}
+    new = [f for f in got if f["rule"] in m.rules
+           and (f["rule"], f["path"], f.get("message")) not in old]
+    if new:
+        where = ", ".join(f"{f['rule']} at {f['path']}:{f['line']}" for f in new[:3])
+        return Outcome(tree, m.operator, m.key, False,
+                       f"wrong-line: expected {m.path}:{m.line}, reported {where}")
+    return Outcome(tree, m.operator, m.key, False, f"missed: no {'/'.join(m.rules)} finding")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import random
+import tarfile
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -134,3 +136,67 @@ def corpus() -> list[tuple[str, str, str]]:
         return []
     return [(c["tree"], c["transform"], c["site"])
             for c in tomllib.loads(CORPUS.read_text()).get("case", [])]
+
+
+@functools.cache
+def base_findings(name: str, path: str) -> tuple:
+    return tuple(run_check(load(name, path).files))
+
+
+@functools.cache
+def mutants_of(name: str, path: str) -> dict:
+    from .mutations import all_mutants
+
+    return {f"{m.operator}|{m.key}": m for m in all_mutants(load(name, path))}
+
+
+def run_mutant(name: str, path: str, mkey: str) -> Outcome:
+    from .oracle import judge_mutant
+
+    m = mutants_of(name, path).get(mkey)
+    if m is None:
+        op, _, key = mkey.partition("|")
+        return Outcome(name, op, key, False, "mutant no longer exists in this tree")
+    return judge_mutant(name, m, list(base_findings(name, path)), Path(path))
+
+
+MUTATION_KNOWN = ROOT / "tests" / "data" / "mutation" / "known-failures.toml"
+
+
+def mutant_sample(name: str, path: str, per_operator: int) -> list[str]:
+    """Up to ``per_operator`` mutant keys of each operator, seeded."""
+    by_op: dict[str, list[str]] = {}
+    for k in sorted(mutants_of(name, path)):
+        by_op.setdefault(k.partition("|")[0], []).append(k)
+    out: list[str] = []
+    for op, keys in by_op.items():
+        out += sorted(random.Random(f"{SEED}:{name}:{op}").sample(keys,
+                                                                   min(per_operator, len(keys))))
+    return out
+
+
+def mutation_test_cases(trees: dict[str, Path]) -> list[tuple[str, str, str]]:
+    """What tests/test_mutation.py replays on the bundled trees: two mutants per operator."""
+    return [(name, str(trees[name]), k) for name in ("pre-rfc", "rfc-applied") if name in trees
+            for k in mutant_sample(name, str(trees[name]), 2)]
+
+
+TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
+
+
+def linux_tree(arg: str | None) -> Path | None:
+    """Debian 6.12 for the benchmarks: ``arg``, /work/linux-6.12, or the installed tarball."""
+    for cand in (arg, "/work/linux-6.12"):
+        if cand and Path(cand, "arch/powerpc/kvm").is_dir():
+            return Path(cand)
+    if not TARBALL.exists():
+        return None
+    dest = Path(tempfile.mkdtemp(prefix="vpm-linux-"))
+    with tarfile.open(TARBALL, "r|xz") as tar:
+        for m in tar:
+            rel = m.name.partition("/")[2]
+            if m.isfile() and rel.startswith(("arch/powerpc/", "include/linux/kvm_host.h",
+                                              "virt/kvm/")):
+                m.name = rel
+                tar.extract(m, dest, filter="data")
+    return dest
