@@ -2,7 +2,7 @@
 
 Usage:
   python benchmarks/metamorphic_sweep.py [--jobs 2] [--tree NAME ...] [--transform KIND ...]
-         [--linux DIR] [--sample] [--failures FILE] [--write-known FILE]
+         [--linux DIR] [--sample] [--core-only] [--failures FILE] [--write-known FILE]
 
 Prints the number of (transformation, site) pairs run per tree, how many keep
 the multiset of (rule, function, severity), and the failures grouped by
@@ -42,16 +42,25 @@ tests/data/metamorphic/known-failures.toml
 """
 
 
-def plan_cases(trees: dict[str, Path], kinds: list[str], sample: bool) -> list[tuple]:
+def plan_cases(trees: dict[str, Path], kinds: list[str], sample: bool,
+               core_only: bool = False) -> list[tuple]:
     if sample:  # exactly what tests/test_metamorphic.py replays
         cases = [c for c in plan.test_cases(trees) if c[2] in kinds]
         if plan.REALTREE in trees:
             path = str(trees[plan.REALTREE])
             cases += [(plan.REALTREE, path, s.transform, s.key)
                       for s in plan.sample(plan.REALTREE, path, 1, kinds)]
+            cases += [(plan.REALTREE, path, kind, key) for tree, kind, key in plan.corpus()
+                      if tree == plan.REALTREE and kind in kinds
+                      and (plan.REALTREE, path, kind, key) not in cases]
         return cases
-    return [(name, str(path), kind, key) for name, path in trees.items() for kind in kinds
-            for key in plan.sites_of(name, str(path), kind)]
+    cases = []
+    for name, path in trees.items():
+        core = plan.hot_names(name, str(path)) if core_only else None
+        cases += [(name, str(path), kind, key) for kind in kinds
+                  for key, site in plan.sites_of(name, str(path), kind).items()
+                  if core is None or plan.on_core(site, core)]
+    return cases
 
 
 def _work(case: tuple) -> Outcome:
@@ -112,6 +121,25 @@ def report(trees: dict[str, Path], outcomes: list[Outcome]) -> None:
         print("\n".join("    " + line for line in example_diff(trees, ex).splitlines()))
 
 
+def save_corpus(path: Path, outcomes: list[Outcome]) -> int:
+    """Keep one failing case per (6.12 or fixture, transformation), merged into ``path``."""
+    import tomllib
+
+    old = tomllib.loads(path.read_text()).get("case", []) if path.exists() else []
+    have = {(c["tree"] == plan.REALTREE, c["transform"]) for c in old}
+    keep = [Outcome(c["tree"], c["transform"], c["site"], False, c.get("symptom", ""))
+            for c in old]
+    for o in sorted(outcomes, key=lambda o: o.case):
+        group = (o.tree == plan.REALTREE, o.transform)
+        if not o.ok and group not in have:
+            have.add(group)
+            keep.append(o)
+    header = ("Saved metamorphic cases, replayed by tests/test_metamorphic.py besides the\n"
+              "seeded sample: one failing case per transformation (6.12, fixtures) from a\n"
+              "full sweep (benchmarks/metamorphic_sweep.py --save-corpus).")
+    return write_known(path, keep, header)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=2)
@@ -121,8 +149,12 @@ def main() -> int:
     ap.add_argument("--no-linux", action="store_true", help="fixture trees only")
     ap.add_argument("--sample", action="store_true",
                     help="only the seeded sample tests/test_metamorphic.py replays")
+    ap.add_argument("--core-only", action="store_true",
+                    help="only sites in the functions through which the entries reach the "
+                    "packing function (the 6.12 sweep in minutes rather than an hour)")
     ap.add_argument("--failures", default=os.path.join(tempfile.gettempdir(),
                                                        "metamorphic-failures.toml"))
+    ap.add_argument("--save-corpus", help="add one failing case per transformation to FILE")
     ap.add_argument("--write-known", help="also write the failures as the known-failures list")
     args = ap.parse_args()
     trees = plan.fixture_trees()
@@ -133,14 +165,19 @@ def main() -> int:
         trees = {k: v for k, v in trees.items() if k in args.tree}
     kinds = args.transform or list(TRANSFORMS)
     t0 = time.perf_counter()
-    cases = plan_cases(trees, kinds, args.sample)
+    cases = plan_cases(trees, kinds, args.sample, args.core_only)
     print(f"{len(cases)} (transformation, site) pairs on {len(trees)} trees; "
           f"planned in {time.perf_counter() - t0:.1f} s", flush=True)
+    for name, n in Counter(c[0] for c in cases).items():
+        print(f"  {name:44} {n:6} pairs")
     outcomes = run(cases, args.jobs)
     print(f"ran in {time.perf_counter() - t0:.1f} s with --jobs {args.jobs}\n")
     report(trees, outcomes)
     n = write_known(Path(args.failures), outcomes, "Failing metamorphic cases of one sweep.")
     print(f"\n{n} failing cases written to {args.failures}")
+    if args.save_corpus:
+        n = save_corpus(Path(args.save_corpus), outcomes)
+        print(f"{n} cases saved to the corpus {args.save_corpus}")
     if args.write_known:
         n = write_known(Path(args.write_known), outcomes, KNOWN_HEADER)
         print(f"{n} known failures written to {args.write_known}")

@@ -47,6 +47,16 @@ def test_rewrite_keeps_findings_on_6_12(kind: str, realtree: Path, request) -> N
     _expect(request, plan.run_one(plan.REALTREE, str(realtree), kind, sites[0].key))
 
 
+REAL_CORPUS = [c for c in plan.corpus() if c[0] == plan.REALTREE]
+
+
+@pytest.mark.realtree
+@pytest.mark.parametrize("case", REAL_CORPUS, ids=[f"{c[1]}|{c[2]}" for c in REAL_CORPUS])
+def test_saved_6_12_case_keeps_findings(case: tuple[str, str, str], realtree: Path,
+                                        request) -> None:
+    _expect(request, plan.run_one(plan.REALTREE, str(realtree), case[1], case[2]))
+
+
 def test_the_sample_covers_every_kind_on_the_bundled_trees() -> None:
     kinds = {c[2] for c in CASES if c[0] in ("pre-rfc", "rfc-applied")}
     offered = {s.transform for name in ("pre-rfc", "rfc-applied")

@@ -1,7 +1,8 @@
 """Mutation tests: injected bugs of every sink kind must be found, at the right line.
 
 Mutants come from operators over the real code (tests/metamorph/mutations.py):
-the VP helper turned back into raw ``vp_base +`` (also through a macro), a
+the VP helper turned back into raw ``vp_base +`` (also through a macro, and
+with the field renamed), a
 table entry or divisor of the packing function changed, a collision's
 handling turned into ``BUG_ON``, a VP block allocated too small (``- 1``, or
 capped at 16), a store into ``vcores[]`` before its bound check, a
@@ -45,9 +46,9 @@ def test_mutant_is_found_where_the_bug_is(case: tuple[str, str, str], request) -
 
 @pytest.mark.realtree
 @pytest.mark.parametrize("operator", sorted({
-    "raw-vp-helper", "raw-vp-macro", "table-entry", "table-swap", "divisor", "collision-bug-on",
-    "vp-block-minus-one", "vp-block-cap16", "vcores-store", "vcores-loop-bound", "guard-weaken",
-    "guard-equivalent", "drop-stride"}))
+    "raw-vp-helper", "raw-vp-macro", "raw-vp-renamed-field", "table-entry", "table-swap",
+    "divisor", "collision-bug-on", "vp-block-minus-one", "vp-block-cap16", "vcores-store",
+    "vcores-loop-bound", "guard-weaken", "guard-equivalent", "drop-stride"}))
 def test_mutant_is_found_on_6_12(operator: str, realtree: Path, request) -> None:
     keys = [k for k in plan.mutant_sample(plan.REALTREE, str(realtree), 1)
             if k.startswith(operator + "|")]
@@ -59,9 +60,9 @@ def test_mutant_is_found_on_6_12(operator: str, realtree: Path, request) -> None
 def test_every_operator_has_sites_on_the_bundled_trees() -> None:
     ops = {k.partition("|")[0] for name in ("pre-rfc", "rfc-applied")
            for k in plan.mutants_of(name, str(TREES[name]))}
-    assert ops >= {"raw-vp-helper", "raw-vp-macro", "table-entry", "table-swap", "divisor",
-                   "vp-block-minus-one", "vp-block-cap16", "vcores-store", "vcores-loop-bound",
-                   "guard-weaken", "guard-equivalent"}
+    assert ops >= {"raw-vp-helper", "raw-vp-macro", "raw-vp-renamed-field", "table-entry",
+                   "table-swap", "divisor", "vp-block-minus-one", "vp-block-cap16",
+                   "vcores-store", "vcores-loop-bound", "guard-weaken", "guard-equivalent"}
     assert len(OPERATORS) == 9  # generators; each yields one or more operator kinds
 
 

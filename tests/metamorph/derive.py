@@ -64,7 +64,10 @@ class Machine:
             name = text(n)
             return env[name] if name in env else self.macro(name)
         if t == "field_expression":
-            return self.cfg[text(n.child_by_field_name("field"))]
+            fld = text(n.child_by_field_name("field"))
+            if fld not in self.cfg:
+                raise Unsupported(f"field {fld} is not part of the configuration")
+            return self.cfg[fld]
         if t == "binary_expression":
             op = text(n.child_by_field_name("operator"))
             left = self.ev(n.child_by_field_name("left"), env)
@@ -72,7 +75,10 @@ class Machine:
                 short = (not left) if op == "&&" else bool(left)
                 return int(bool(left)) if short else int(bool(
                     self.ev(n.child_by_field_name("right"), env)))
-            return _OPS[op](left, self.ev(n.child_by_field_name("right"), env))
+            right = self.ev(n.child_by_field_name("right"), env)
+            if op in ("/", "%") and right == 0 or op not in _OPS:
+                raise Unsupported(f"{text(n)} (division by zero or operator {op})")
+            return _OPS[op](left, right)
         if t == "conditional_expression":
             c = self.ev(n.child_by_field_name("condition"), env)
             return self.ev(n.child_by_field_name("consequence" if c else "alternative"), env)

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .csrc import RELEVANT, RELEVANT_DIRS
 from .transforms import InvalidRewrite, Site, Variant
 
 Signature = Counter  # Counter[(rule, function, severity)]
@@ -62,18 +63,20 @@ def run_check(files: Mapping[str, bytes], base: Path | None = None) -> list[dict
 
 
 def _link_tree(base: Path, root: Path, skip: set[str]) -> None:
-    for dirpath, _, names in os.walk(base):
-        rel_dir = Path(dirpath).relative_to(base)
-        for name in names:
-            rel = (rel_dir / name).as_posix()
-            if rel in skip:
+    """Hard-link the files vpcheck reads (and only those: 6.12 has 2,000 others)."""
+    for d in RELEVANT_DIRS:
+        if not (base / d).is_dir():
+            continue
+        for name in os.listdir(base / d):
+            rel = f"{d}/{name}"
+            if rel in skip or not RELEVANT.match(rel):
                 continue
             dest = root / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.link(Path(dirpath) / name, dest)
+                os.link(base / rel, dest)
             except OSError:
-                shutil.copyfile(Path(dirpath) / name, dest)
+                shutil.copyfile(base / rel, dest)
 
 
 def signature(findings: Iterable[dict], renames: Mapping[str, str] | None = None) -> Signature:
@@ -130,7 +133,11 @@ def write_known(path: Path, outcomes: Iterable[Outcome], header: str,
 
 
 def judge_mutant(tree: str, m, base: list[dict], base_dir: Path | None) -> Outcome:
-    """found / missed / wrong-line / bad-counterexample; equivalent mutants: unchanged."""
+    """found / missed / wrong-line / bad-counterexample; equivalent mutants: unchanged.
+
+    Only findings the mutant adds count (rule, path and message not in the unmutated
+    tree's findings): a finding that was already there proves nothing about the bug.
+    """
     try:
         got = run_check(m.files, base_dir)
     except EngineError as e:
@@ -139,18 +146,24 @@ def judge_mutant(tree: str, m, base: list[dict], base_dir: Path | None) -> Outco
         change = describe(signature(base), signature(got))
         return Outcome(tree, m.operator, m.key, not change,
                        f"equivalent-changed: {change}" if change else "equivalent")
-    hits = [f for f in got if f["rule"] in m.rules and f["path"] == m.path
-            and f["line"] == m.line]
-    if hits:
-        why = [m.verify(f) for f in hits]
-        if any(w is None for w in why):
-            return Outcome(tree, m.operator, m.key, True, "found")
-        return Outcome(tree, m.operator, m.key, False, f"bad-counterexample: {why[0]}")
     old = {(f["rule"], f["path"], f.get("message")) for f in base}
     new = [f for f in got if f["rule"] in m.rules
            and (f["rule"], f["path"], f.get("message")) not in old]
+    hits = [f for f in new if f["path"] == m.path and f["line"] == m.line]
+    if hits:
+        why = [_verify(m, f) for f in hits]
+        if any(w is None for w in why):
+            return Outcome(tree, m.operator, m.key, True, "found")
+        return Outcome(tree, m.operator, m.key, False, f"bad-counterexample: {why[0]}")
     if new:
         where = ", ".join(f"{f['rule']} at {f['path']}:{f['line']}" for f in new[:3])
         return Outcome(tree, m.operator, m.key, False,
                        f"wrong-line: expected {m.path}:{m.line}, reported {where}")
     return Outcome(tree, m.operator, m.key, False, f"missed: no {'/'.join(m.rules)} finding")
+
+
+def _verify(m, finding: dict) -> str | None:
+    try:
+        return m.verify(finding)
+    except Exception as e:  # noqa: BLE001 - an underivable counterexample is not verified
+        return f"cannot re-derive: {type(e).__name__}: {e}"

@@ -69,22 +69,35 @@ def core_functions(tree: Tree) -> frozenset[str]:
     return frozenset(core | (ENTRY_POINTS & set(tree.by_name)) | {tree.packer} - {None})
 
 
-def _on_core(site: Site, core: frozenset[str]) -> bool:
+@functools.cache
+def hot_names(name: str, path: str) -> frozenset[str]:
+    """The core functions, and the fields the packing function, the VP block, ``vcores`` or
+    the core functions' conditions read (field sites are keyed ``field:NAME``)."""
+    tree = load(name, path)
+    core = core_functions(tree)
+    where = [c.child_by_field_name("condition") for f in tree.functions if f.name in core
+             for c in walk(f.body) if c.type == "if_statement"]
+    if tree.packer:
+        where.append(tree.by_name[tree.packer].body)
+    fields = {text(n) for w in where for n in walk(w) if n.type == "field_identifier"}
+    return core | frozenset(f"field:{x}" for x in fields | {"vp_base", "vcores"})
+
+
+def on_core(site: Site, hot: frozenset[str]) -> bool:
     parts = site.key.split(":")
-    return len(parts) > 2 and parts[1] in core
+    return site.key in hot or (len(parts) > 2 and parts[1] in hot)
 
 
 def sample(name: str, path: str, per_kind: int, kinds: Iterable[str] | None = None) -> \
         list[Site]:
     """Up to ``per_kind`` sites of each kind, seeded; sites on the entry paths first."""
-    tree = load(name, path)
-    core = core_functions(tree)
+    core = hot_names(name, path)
     out: list[Site] = []
     for kind in kinds or TRANSFORMS:
         sites = sorted(sites_of(name, path, kind).values(), key=lambda s: s.key)
         rng = random.Random(f"{SEED}:{name}:{kind}")
-        hot = [s for s in sites if _on_core(s, core)]
-        cold = [s for s in sites if not _on_core(s, core)]
+        hot = [s for s in sites if on_core(s, core)]
+        cold = [s for s in sites if not on_core(s, core)]
         pick = rng.sample(hot, min(len(hot), per_kind))
         pick += rng.sample(cold, min(len(cold), per_kind - len(pick)))
         out += sorted(pick, key=lambda s: s.key)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from tree_sitter import Node
 
 from . import cscope as cs
-from .csrc import ENTRY_POINTS, Edit, Func, Tree, apply_edits, errors, text, walk
+from .csrc import ENTRY_POINTS, Edit, Func, Tree, apply_edits, declarator_name, errors, text, walk
 
 ON_SYMBOL = "CONFIG_PPC_BOOK3S_64"  # on in a powerpc KVM-HV build (analyzer/defines.py)
 OFF_SYMBOL = "CONFIG_PPC_BOOK3E_64"  # Book3E: never set together with Book3S-64
@@ -212,6 +212,12 @@ def _header_insert_point(tree: Tree, path: str) -> int:
 
 
 def _uses_file_static(tree: Tree, fn: Func, node: Node) -> bool:
+    """Does ``node`` use a function, macro or variable of the .c that a header cannot see?"""
+    own = {name for d in tree.roots[fn.path].named_children if d.type == "declaration"
+           for x in d.children_by_field_name("declarator")
+           if (name := declarator_name(x))}
+    if own & {text(n) for n in cs.idents(node)}:
+        return True
     for n in cs.idents(node):
         f = tree.by_name.get(text(n))
         if f is not None and f.path == fn.path and not fn.path.endswith(".h"):
@@ -408,22 +414,36 @@ def _else_body(ifn: Node) -> Node | None:
     return None if stmt.type == "if_statement" else stmt
 
 
+def _last_in_void(fn: Func, ifn: Node) -> bool:
+    stmts = [c for c in fn.body.named_children if c.type != "comment"]
+    return cs.returns_void(fn) and bool(stmts) and stmts[-1] == ifn
+
+
 def else_to_early_return(tree: Tree) -> Iterator[Site]:
-    """``if (c) { ...; return; } else { B }`` -> ``if (c) { ...; return; } B``."""
+    """``if (c) { ...; return; } else { B }`` -> ``if (c) { ...; return; } B``.
+
+    Also the last ``if``/``else`` of a void function: ``return;`` is added to the first arm.
+    """
     for fn in tree.visible_funcs():
         for ifn in ifs(fn):
-            body = _else_body(ifn)
-            if body is None or not cs.jumps_away(ifn.child_by_field_name("consequence")) or \
-                    not cs.statement_parent_ok(ifn):
+            body, cons = _else_body(ifn), ifn.child_by_field_name("consequence")
+            if body is None or not cs.statement_parent_ok(ifn):
+                continue
+            add_return = not cs.jumps_away(cons)
+            if add_return and not (_last_in_void(fn, ifn) and cons.type == "compound_statement"):
                 continue
             if body.type == "compound_statement" and any(
                     c.type == "declaration" for c in body.named_children):
                 continue  # its names would move into the enclosing block
 
-            def make(fn=fn, ifn=ifn, body=body):
+            def make(fn=fn, ifn=ifn, body=body, cons=cons, add_return=add_return):
                 alt = ifn.child_by_field_name("alternative")
                 inner = body.text[1:-1] if body.type == "compound_statement" else body.text
-                return checked(tree, [E(fn.path, alt, new=b"\n" + inner)])
+                edits = [E(fn.path, alt, new=b"\n" + inner)]
+                if add_return:
+                    close = cons.children[-1]
+                    edits.append(E(fn.path, close.start_byte, close.start_byte, "\treturn;\n"))
+                return checked(tree, edits)
             yield Site("else-to-early-return", key(fn, ifn, "if"), make)
 
 
