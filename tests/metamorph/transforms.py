@@ -142,6 +142,34 @@ def rename_param(tree: Tree) -> Iterator[Site]:
         yield from _rename_in_function(tree, fn, "rename-param", True)
 
 
+def _assigned(fn: Func, name: str) -> bool:
+    for n in walk(fn.body):
+        target = (n.child_by_field_name("left") if n.type == "assignment_expression" else
+                  n.child_by_field_name("argument") if n.type == "update_expression" else None)
+        if target is not None and text(target) == name:
+            return True
+    return cs.address_taken(fn, name)
+
+
+def alias_param(tree: Tree) -> Iterator[Site]:
+    """The ID passed on through another local: ``T a = p;`` first, then ``a`` for ``p``."""
+    for fn in tree.visible_funcs():
+        body = fn.body
+        for loc in _renamable_locals(tree, fn, True):
+            uses = [n for n in walk(body) if n.type == "identifier" and text(n) == loc.name]
+            if loc.ctype is None or not uses or _assigned(fn, loc.name) or len(
+                    body.children) < 2:
+                continue
+
+            def make(fn=fn, loc=loc, uses=uses):
+                new = tree.fresh(loc.name + "_alias")
+                decl = f"\n\t{loc.ctype} {new} = {loc.name};".replace("* ", "*")
+                first = fn.body.children[0]  # '{'
+                return checked(tree, [E(fn.path, first.end_byte, first.end_byte, decl)]
+                               + [E(fn.path, n, new=new) for n in uses])
+            yield Site("alias-param", key(fn, loc.node, loc.name), make)
+
+
 def _tree_fields(tree: Tree) -> set[str]:
     return {text(d) for root in tree.roots.values() for n in walk(root)
             if n.type == "field_declaration"
@@ -774,6 +802,7 @@ TRANSFORMS: dict[str, Callable[[Tree], Iterator[Site]]] = {
     "rename-local": rename_local,
     "rename-param": rename_param,
     "rename-field": rename_field,
+    "alias-param": alias_param,
     "extract-static": extract_static,
     "extract-inline-header": extract_inline,
     "local-for-subexpr": local_for_subexpr,
