@@ -338,9 +338,24 @@ def _id_side(tree: Tree, node: Node, params: set[str]) -> bool:
         "function")) == tree.packer
 
 
+def _is_param(idn: Node) -> bool:
+    """Is ``idn`` a parameter of its function (a raw ID, not a derived index like ``core``)?"""
+    fn = idn.parent
+    while fn is not None and fn.type != "function_definition":
+        fn = fn.parent
+    if fn is None or idn.type != "identifier":
+        return False
+    plist = [n for n in walk(fn.child_by_field_name("declarator")) if n.type == "parameter_list"]
+    return bool(plist) and any(n.type == "identifier" and text(n) == text(idn)
+                               for n in walk(plist[0]))
+
+
 def _boundary_harmless(tree: Tree, idn: Node, bound: Node) -> bool:
-    """Is the one ID the weakened guard newly admits (the bound) packable everywhere?"""
-    if tree.packer is None or idn.type != "identifier":
+    """Is the raw ID the weakened guard newly admits (the bound) packable everywhere?
+
+    Only for a parameter: a derived value such as ``core`` indexes ``vcores[]`` itself.
+    """
+    if tree.packer is None or not _is_param(idn):
         return False
     for n in NR_CPUS:
         for s in STRIDES:
