@@ -1,0 +1,469 @@
+"""Injected bugs of every sink kind, at every site of the real code where they apply.
+
+Each operator finds its sites by role (the VP helper returns ``P->vp_base + …``,
+the allocation is the call assigned to ``->vp_base``, the packing function has
+the table), rewrites one, and says which rule must report it and where:
+
+| operator | rule | expected line |
+|---|---|---|
+| raw-vp-helper, -macro, -renamed-field | xive-raw-vp-base | the raw ``vp_base +`` / macro use |
+| table-entry, table-swap | pack-table | the line of the changed table entry |
+| divisor | pack-table | the line of the changed ``/`` or ``%`` |
+| collision-bug-on | collision-crash | the inserted ``BUG_ON`` |
+| vp-block-minus-one, vp-block-cap16 | vp-block-bound | the allocation |
+| vcores-store | vcore-index | the inserted store |
+| vcores-loop-bound | vcore-index | the ``vcores[i]`` access in the loop |
+| guard-weaken | any guard rule | the weakened comparison |
+| guard-equivalent | (none: ``id >= B`` as ``id > B - 1``, B >= 1) | findings unchanged |
+| drop-stride | capacity, id-bound-mismatch | the guard |
+
+``verify`` re-derives the reported counterexample with ``derive`` (plain
+arithmetic on the mutated source) and returns why it does not hold, or None.
+Mutants that ``derive`` shows harmless are ``equivalent``: findings must not change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from tree_sitter import Node
+
+from . import cscope as cs
+from . import derive
+from .csrc import ENTRY_POINTS, Edit, Tree, apply_edits, line_of, text, walk
+from .plan import core_functions
+
+GUARD_RULES = ("pack-domain", "vp-block-bound", "vcore-index", "collision-crash", "capacity",
+               "id-bound-mismatch")
+NR_CPUS = (8, 16, 32)
+STRIDES = (1, 2, 4, 8)
+Verify = Callable[[dict], "str | None"]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    operator: str
+    key: str
+    rules: tuple[str, ...]
+    path: str
+    line: int  # in the mutated file
+    equivalent: bool
+    files: dict = field(compare=False, repr=False)
+    verify: Verify = field(compare=False, repr=False, default=lambda f: None)
+
+
+def _mutant(tree: Tree, op: str, edits: list[Edit], target: Edit, rules, verify=None,
+            equivalent: bool = False, key_detail: str = "") -> Mutant:
+    """Build a mutant; the expected line is where ``target``'s text lands after ``edits``."""
+    shift = sum(e.text.count(b"\n") - tree.files[e.path].count(b"\n", e.start, e.end)
+                for e in edits if e.path == target.path and e.start < target.start)
+    line = line_of(tree.files, target.path, target.start) + shift
+    key = f"{target.path}:{line_of(tree.files, target.path, target.start)}:{key_detail}"
+    return Mutant(op, key, tuple(rules), target.path, line, equivalent,
+                  apply_edits(tree.files, edits), verify or (lambda f: None))
+
+
+def _edit(path: str, node: Node, new: str) -> Edit:
+    return Edit(path, node.start_byte, node.end_byte, new.encode())
+
+
+def _cfg(ce: dict) -> dict:
+    return {k: v for k, v in ce.items() if isinstance(v, int)}
+
+
+# ------------------------------------------------------------------ the VP helper
+
+
+def vp_helpers(tree: Tree) -> list[str]:
+    """Functions returning ``P->vp_base + …`` of their first parameter."""
+    out = []
+    for f in tree.functions:
+        rets = [n for n in walk(f.body) if n.type == "return_statement"]
+        if any(n.type == "field_identifier" and text(n) == "vp_base" for r in rets
+               for n in walk(r)) and len(cs.locals_of(f)) >= 2:
+            out.append(f.name)
+    return out
+
+
+def _helper_calls(tree: Tree) -> Iterator[tuple[str, Node, Node]]:
+    helpers = set(vp_helpers(tree))
+    for fn in tree.functions:
+        if fn.name in helpers:
+            continue
+        for n in walk(fn.body):
+            if n.type == "call_expression" and text(n.child_by_field_name("function")) in helpers:
+                args = n.child_by_field_name("arguments").named_children
+                if len(args) == 2:
+                    yield fn.path, n, fn.node
+
+
+def raw_vp(tree: Tree) -> Iterator[Mutant]:
+    renamed = tree.fresh("vp_first")
+    rename = [Edit(p, n.start_byte, n.end_byte, renamed.encode())
+              for p, root in tree.roots.items() for n in walk(root)
+              if n.type == "field_identifier" and text(n) == "vp_base"]
+    for path, call, fnode in _helper_calls(tree):
+        a, s = (text(x) for x in call.child_by_field_name("arguments").named_children)
+        e = _edit(path, call, f"({a})->vp_base + ({s})")
+        yield _mutant(tree, "raw-vp-helper", [e], e, ["xive-raw-vp-base"], key_detail="call")
+        e = _edit(path, call, f"({a})->{renamed} + ({s})")  # the field renamed everywhere
+        yield _mutant(tree, "raw-vp-renamed-field", [*rename, e], e, ["xive-raw-vp-base"],
+                      key_detail="call")
+        macro = tree.fresh("VPM_RAW_VP")
+        d = Edit(path, fnode.start_byte, fnode.start_byte,
+                 f"#define {macro}(x, s) ((x)->vp_base + (s))\n".encode())
+        e = _edit(path, call, f"{macro}({a}, {s})")
+        yield _mutant(tree, "raw-vp-macro", [d, e], e, ["xive-raw-vp-base"], key_detail="call")
+
+
+# ------------------------------------------------------------- the packing function
+
+
+def _verify_pack(tree_after: Tree) -> Verify:
+    def verify(f: dict) -> str | None:
+        ce = f.get("counterexample") or {}
+        ids = ce.get("ids") or ([ce["id"]] if "id" in ce else [])
+        if not ids:
+            return f"no IDs in {ce}"
+        got = [derive.pack(tree_after, _cfg(ce), i) for i in ids]
+        n = ce.get("NR_CPUS", 0)
+        if any(ev or v is None or v >= n for v, ev in got):
+            return None
+        if len(ids) > 1 and len({v for v, _ in got}) < len(ids):
+            return None
+        return f"IDs {ids} pack to {got}: no collision, all in range"
+    return verify
+
+
+def _pack_mutant(tree: Tree, op: str, e: Edit, detail: str) -> Iterator[Mutant]:
+    """The mutant, unless ``derive`` cannot run this packing function (then no oracle)."""
+    after = tree.patched(apply_edits(tree.files, [e]))
+    try:
+        equivalent = not derive.qemu_layout_defects(after, NR_CPUS)
+    except derive.Unsupported:
+        return
+    yield _mutant(tree, op, [e], e, ["pack-table"], _verify_pack(after), equivalent, detail)
+
+
+def pack_table(tree: Tree) -> Iterator[Mutant]:
+    if tree.packer is None:
+        return
+    fn = tree.by_name[tree.packer]
+    for init in (n for n in walk(fn.body) if n.type == "initializer_list"):
+        vals = init.named_children
+        for i, v in enumerate(vals):
+            e = _edit(fn.path, v, text(vals[(i + 1) % len(vals)]))
+            yield from _pack_mutant(tree, "table-entry", e, f"entry{i}")
+
+
+def pack_swap(tree: Tree) -> Iterator[Mutant]:
+    """Neighbouring table entries exchanged: harmless or not, ``derive`` decides."""
+    if tree.packer is None:
+        return
+    fn = tree.by_name[tree.packer]
+    for init in (n for n in walk(fn.body) if n.type == "initializer_list"):
+        vals = init.named_children
+        for i in range(len(vals) - 1):
+            a, b = vals[i], vals[i + 1]
+            e = Edit(fn.path, a.start_byte, b.end_byte,
+                     f"{text(b)}{tree.files[fn.path][a.end_byte:b.start_byte].decode()}"
+                     f"{text(a)}".encode())
+            yield from _pack_mutant(tree, "table-swap", e, f"swap{i}")
+
+
+def pack_divisor(tree: Tree) -> Iterator[Mutant]:
+    if tree.packer is None:
+        return
+    fn = tree.by_name[tree.packer]
+    for n in walk(fn.body):
+        if n.type == "binary_expression" and text(n.child_by_field_name("operator")) in "/%":
+            r = n.child_by_field_name("right")
+            e = _edit(fn.path, r, f"({text(r)} + 1)")
+            op = text(n.child_by_field_name("operator"))
+            yield from _pack_mutant(tree, "divisor", e, f"{op}{text(r)}")
+
+
+# ------------------------------------------------------------------- collisions
+
+
+def collision_bug_on(tree: Tree) -> Iterator[Mutant]:
+    """An ``if`` that handles a VCORE already taken becomes ``BUG_ON`` of its condition."""
+    for fn in tree.functions:
+        if fn.name not in ENTRY_POINTS:
+            continue
+        loaded = {text(n.child_by_field_name("left")) for n in walk(fn.body)
+                  if n.type == "assignment_expression"
+                  and "vcores[" in text(n.child_by_field_name("right"))}
+        for ifn in (n for n in walk(fn.body) if n.type == "if_statement"):
+            cond = ifn.child_by_field_name("condition").named_children[0]
+            names = {text(i) for i in cs.idents(cond)}
+            if not (names & loaded) or text(cond).replace(" ", "").startswith("!"):
+                continue
+            ind = cs.indent_of(tree.files[fn.path], ifn.start_byte).decode()
+            e = Edit(fn.path, ifn.start_byte, ifn.start_byte,
+                     f"BUG_ON({text(cond)});\n{ind}".encode())
+            after = tree.patched(apply_edits(tree.files, [e]))
+            yield _mutant(tree, "collision-bug-on", [e], e, ["collision-crash"],
+                          _verify_collision(after), key_detail="if")
+
+
+def _verify_collision(after: Tree) -> Verify:
+    def verify(f: dict) -> str | None:
+        ce = f.get("counterexample") or {}
+        ids = ce.get("ids") or []
+        got = {derive.pack(after, _cfg(ce), i) for i in ids}
+        return None if len(ids) == 2 and len(got) == 1 else f"IDs {ids} pack to {got}"
+    return verify
+
+
+# ----------------------------------------------------------------- the VP block
+
+
+def _allocations(tree: Tree) -> Iterator[tuple[str, Node]]:
+    for path, root in tree.roots.items():
+        for n in walk(root):
+            if n.type == "assignment_expression" and text(n.child_by_field_name(
+                    "left")).endswith("vp_base"):
+                r = n.child_by_field_name("right")
+                if r.type == "call_expression" and len(
+                        r.child_by_field_name("arguments").named_children) == 1:
+                    yield path, r.child_by_field_name("arguments").named_children[0]
+
+
+def vp_block(tree: Tree) -> Iterator[Mutant]:
+    for path, size in _allocations(tree):
+        for op, new, big in (("vp-block-minus-one", f"({text(size)}) - 1", 0),
+                             ("vp-block-cap16", f"(({text(size)}) < 16 ? ({text(size)}) : 16)",
+                              16)):
+            e = _edit(path, size, new)
+            yield _mutant(tree, op, [e], e, ["vp-block-bound"],
+                          _verify_block(tree, new, big), key_detail="alloc")
+
+
+def _verify_block(tree: Tree, size_expr: str, above: int) -> Verify:
+    def verify(f: dict) -> str | None:
+        ce = f.get("counterexample") or {}
+        cfg = _cfg(ce)
+        if "id" not in ce or "NR_CPUS" not in ce:
+            return f"no id/NR_CPUS in {ce}"
+        cfg.setdefault("nr_servers", ce.get("nr_servers", ce["NR_CPUS"]))
+        size = derive.constant(tree, cfg, size_expr)
+        index, event = derive.pack(tree, cfg, ce["id"]) if tree.packer else (ce["id"], None)
+        if event or index is None or index < size:
+            return f"ID {ce['id']} → index {index} ({event}) within the block of {size}"
+        if ce["NR_CPUS"] <= above:
+            return f"NR_CPUS {ce['NR_CPUS']}: the capped block is not too small there"
+        return None
+    return verify
+
+
+# -------------------------------------------------------------------- vcores[]
+
+
+def _vcores_subscripts(node: Node) -> list[Node]:
+    return [n for n in walk(node) if n.type == "subscript_expression"
+            and text(n.child_by_field_name("argument")).endswith("vcores")]
+
+
+def vcores(tree: Tree) -> Iterator[Mutant]:
+    for fn in tree.visible_funcs():
+        for ifn in (n for n in walk(fn.body) if n.type == "if_statement"):
+            cond = ifn.child_by_field_name("condition").named_children[0]
+            subs = _vcores_subscripts(ifn.child_by_field_name("consequence"))
+            if cond.type != "binary_expression" or "KVM_MAX_VCORES" not in text(cond) or \
+                    not subs or not cs.statement_parent_ok(ifn):
+                continue
+            idx = text(cond.child_by_field_name("left"))
+            arr = text(subs[0].child_by_field_name("argument"))
+            ind = cs.indent_of(tree.files[fn.path], ifn.start_byte).decode()
+            e = Edit(fn.path, ifn.start_byte, ifn.start_byte,
+                     f"{arr}[{idx}] = NULL;\n{ind}".encode())
+            yield _mutant(tree, "vcores-store", [e], e, ["vcore-index"],
+                          _verify_vcores(tree), key_detail="store")
+        for loop in (n for n in walk(fn.body) if n.type == "for_statement"):
+            cond = loop.child_by_field_name("condition")
+            subs = _vcores_subscripts(loop.child_by_field_name("body"))
+            if cond is None or cond.type != "binary_expression" or not subs or \
+                    text(cond.child_by_field_name("operator")) != "<" or \
+                    "KVM_MAX_VCORES" not in text(cond):
+                continue
+            e = _edit(fn.path, cond.child_by_field_name("operator"), "<=")
+            sink = Edit(fn.path, subs[0].start_byte, subs[0].end_byte, b"")
+            m = _mutant(tree, "vcores-loop-bound", [e], sink, ["vcore-index"],
+                        _verify_vcores(tree), key_detail="loop")
+            yield Mutant(m.operator, m.key, m.rules, m.path, m.line, False,
+                         apply_edits(tree.files, [e]), m.verify)
+
+
+def _verify_vcores(tree: Tree) -> Verify:
+    def verify(f: dict) -> str | None:
+        ce = f.get("counterexample") or {}
+        if "index" not in ce or "NR_CPUS" not in ce:
+            return f"no index/NR_CPUS in {ce}"
+        size = derive.constant(tree, _cfg(ce), "KVM_MAX_VCORES")
+        return None if ce["index"] >= size else f"index {ce['index']} < {size} VCOREs"
+    return verify
+
+
+# ---------------------------------------------------------------------- guards
+
+_BOUND = re.compile(r"KVM_MAX_V|nr_servers|emul_smt_mode|MAX_SMT_THREADS")
+_WEAKER = {">=": ">", "<": "<="}
+
+
+def _guard_comparisons(tree: Tree) -> Iterator[tuple[str, Node, Node, Node]]:
+    """(path, comparison, ID side, bound side) in the conditions and predicates on the paths."""
+    core = core_functions(tree)
+    for fn in tree.functions:
+        if fn.name not in core or fn.name == tree.packer:
+            continue
+        params = {loc.name for loc in cs.locals_of(fn)}
+        for n in walk(fn.body):
+            if n.type != "binary_expression" or text(n.child_by_field_name("operator")) not in (
+                    "<", "<=", ">", ">="):
+                continue
+            left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+            for idn, bound in ((left, right), (right, left)):
+                if _BOUND.search(text(bound)) and _id_side(tree, idn, params):
+                    yield fn.path, n, idn, bound
+
+
+def _id_side(tree: Tree, node: Node, params: set[str]) -> bool:
+    """A local/parameter holding the ID, or the packing function applied to it."""
+    if node.type == "identifier":
+        return text(node) in params and not _BOUND.search(text(node))
+    return node.type == "call_expression" and text(node.child_by_field_name(
+        "function")) == tree.packer
+
+
+def _is_param(idn: Node) -> bool:
+    """Is ``idn`` a parameter of its function (a raw ID, not a derived index like ``core``)?"""
+    fn = idn.parent
+    while fn is not None and fn.type != "function_definition":
+        fn = fn.parent
+    if fn is None or idn.type != "identifier":
+        return False
+    plist = [n for n in walk(fn.child_by_field_name("declarator")) if n.type == "parameter_list"]
+    return bool(plist) and any(n.type == "identifier" and text(n) == text(idn)
+                               for n in walk(plist[0]))
+
+
+def _boundary_harmless(tree: Tree, idn: Node, bound: Node) -> bool:
+    """Is the raw ID the weakened guard newly admits (the bound) packable everywhere?
+
+    Only for a parameter: a derived value such as ``core`` indexes ``vcores[]`` itself.
+    """
+    if tree.packer is None or not _is_param(idn):
+        return False
+    for n in NR_CPUS:
+        for s in STRIDES:
+            cfg = {"NR_CPUS": n, "emul_smt_mode": s, "nr_servers": n}
+            try:
+                b = derive.constant(tree, cfg, text(bound))
+            except (derive.Unsupported, KeyError):
+                return False
+            try:
+                value, event = derive.pack(tree, cfg, b)
+            except derive.Unsupported:
+                return False
+            if event or value is None or value >= n:
+                return False
+    return True
+
+
+def guard_weaken(tree: Tree) -> Iterator[Mutant]:
+    for path, cmp_, idn, bound in _guard_comparisons(tree):
+        op = text(cmp_.child_by_field_name("operator"))
+        if op not in _WEAKER or idn != cmp_.child_by_field_name("left"):
+            continue  # only `id >= B` and `id < B`: the forms that refuse/admit at B
+        e = _edit(path, cmp_.child_by_field_name("operator"), _WEAKER[op])
+        yield _mutant(tree, "guard-weaken", [e], e, GUARD_RULES, _verify_boundary(tree, idn, bound),
+                      _boundary_harmless(tree, idn, bound), f"{text(idn)}{op}")
+        if _positive(tree, bound):  # `id >= B` == `id > B - 1` for B >= 1: must change nothing
+            e = _edit(path, cmp_, f"{text(idn)} {_WEAKER[op]} ({text(bound)}) - 1")
+            yield _mutant(tree, "guard-equivalent", [e], e, GUARD_RULES, equivalent=True,
+                          key_detail=f"{text(idn)}{op}")
+
+
+def _positive(tree: Tree, bound: Node) -> bool:
+    """B >= 1 in every configuration swept (so B - 1 cannot wrap)."""
+    try:
+        return all(derive.constant(tree, {"NR_CPUS": n, "emul_smt_mode": s, "nr_servers": 1},
+                                   text(bound)) >= 1 for n in NR_CPUS for s in STRIDES)
+    except (derive.Unsupported, KeyError):
+        return False
+
+
+def _verify_boundary(tree: Tree, idn: Node, bound: Node) -> Verify:
+    def verify(f: dict) -> str | None:
+        ce = f.get("counterexample") or {}
+        vid = ce.get("id", ce.get("first_refused"))
+        if vid is None:
+            return None if f["rule"] in ("capacity", "id-bound-mismatch") else f"no id in {ce}"
+        cfg = {"nr_servers": ce.get("nr_servers", ce.get("NR_CPUS", 0)), **_cfg(ce)}
+        b = derive.constant(tree, cfg, text(bound))
+        packed = idn.type == "call_expression"
+        got = derive.pack(tree, cfg, vid)[0] if packed else vid
+        if f["rule"] == "id-bound-mismatch":  # an ID the guard (still) refuses: any above B
+            return None if got > b else f"ID {vid} ({got}) is admitted by the mutated guard"
+        if got != b:
+            return f"ID {vid} ({'packed ' if packed else ''}{got}) is not the boundary {b}" \
+                " the weakened guard newly admits"
+        if packed:
+            return None
+        if f["rule"] == "pack-domain" and tree.packer and not derive.pack(tree, cfg, vid)[1]:
+            return f"ID {vid} packs without BUG/WARN"
+        return None
+    return verify
+
+
+def drop_stride(tree: Tree) -> Iterator[Mutant]:
+    """``id >= KVM_MAX_VCPUS * stride`` -> ``id >= KVM_MAX_VCPUS``: stricter, a capacity bug."""
+    for path, _cmp, _idn, bound in _guard_comparisons(tree):
+        for n in walk(bound):
+            if n.type == "binary_expression" and text(n.child_by_field_name("operator")) == "*":
+                left, right = n.child_by_field_name("left"), n.child_by_field_name("right")
+                keep = [s for s in (left, right) if "KVM_MAX_VCPUS" in text(s)]
+                if keep and "emul_smt_mode" in text(n):
+                    e = _edit(path, n, text(keep[0]))
+                    yield _mutant(tree, "drop-stride", [e], e, ["capacity", "id-bound-mismatch"],
+                                  _verify_capacity(tree, text(keep[0])), key_detail="stride")
+
+
+def _verify_capacity(tree: Tree, count: str) -> Verify:
+    def verify(f: dict) -> str | None:
+        ce = f.get("counterexample") or {}
+        if "first_refused" not in ce:
+            return None if f["rule"] == "id-bound-mismatch" else f"no first_refused in {ce}"
+        n = derive.constant(tree, _cfg(ce), count)
+        ok = n <= ce["first_refused"] < n * ce.get("emul_smt_mode", 1)
+        return None if ok else f"first refused {ce['first_refused']} not in [{n}, {n}*stride)"
+    return verify
+
+
+OPERATORS: dict[str, Callable[[Tree], Iterator[Mutant]]] = {
+    "raw-vp": raw_vp,
+    "table-entry": pack_table,
+    "table-swap": pack_swap,
+    "divisor": pack_divisor,
+    "collision-bug-on": collision_bug_on,
+    "vp-block": vp_block,
+    "vcores": vcores,
+    "guard-weaken": guard_weaken,
+    "drop-stride": drop_stride,
+}
+
+
+def all_mutants(tree: Tree) -> list[Mutant]:
+    out: list[Mutant] = []
+    seen: dict[str, int] = {}
+    for gen in OPERATORS.values():
+        for m in gen(tree):
+            k = f"{m.operator}|{m.key}"
+            n = seen.get(k, 0)
+            seen[k] = n + 1
+            out.append(m if n == 0 else Mutant(m.operator, f"{m.key}#{n}", m.rules, m.path,
+                                               m.line, m.equivalent, m.files, m.verify))
+    return out

@@ -1,0 +1,89 @@
+"""Mutation tests: injected bugs of every sink kind must be found, at the right line.
+
+Mutants come from operators over the real code (tests/metamorph/mutations.py):
+the VP helper turned back into raw ``vp_base +`` (also through a macro, and
+with the field renamed), a
+table entry or divisor of the packing function changed, a collision's
+handling turned into ``BUG_ON``, a VP block allocated too small (``- 1``, or
+capped at 16), a store into ``vcores[]`` before its bound check, a
+``vcores[]`` loop bound one past ``KVM_MAX_VCORES``, a guard weakened at its
+boundary or its stride dropped. Each must be reported by the right rule at
+the documented line, with a counterexample that ``derive`` re-derives from
+the mutated source with plain arithmetic. Equivalent mutants (``derive``
+shows them harmless, or ``id >= B`` rewritten as ``id > B - 1``) must change
+nothing. Cases today's engine fails are strict xfails listed in
+tests/data/mutation/known-failures.toml; regenerate with
+``python benchmarks/mutation_sweep.py --sample --write-known
+tests/data/mutation/known-failures.toml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.metamorph import derive, plan
+from tests.metamorph.mutations import OPERATORS
+from tests.metamorph.oracle import Outcome, load_known
+
+TREES = plan.fixture_trees()
+CASES = plan.mutation_test_cases(TREES)
+KNOWN = load_known(plan.MUTATION_KNOWN, "operator")
+
+
+def _expect(request: pytest.FixtureRequest, outcome: Outcome) -> None:
+    symptom = KNOWN.get(outcome.case)
+    if symptom is not None:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"known: {symptom}"))
+    assert outcome.ok, f"{outcome.transform} at {outcome.site}: {outcome.symptom}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}|{c[2]}" for c in CASES])
+def test_mutant_is_found_where_the_bug_is(case: tuple[str, str, str], request) -> None:
+    _expect(request, plan.run_mutant(*case))
+
+
+@pytest.mark.realtree
+@pytest.mark.parametrize("operator", sorted({
+    "raw-vp-helper", "raw-vp-macro", "raw-vp-renamed-field", "table-entry", "table-swap",
+    "divisor", "collision-bug-on", "vp-block-minus-one", "vp-block-cap16", "vcores-store",
+    "vcores-loop-bound", "guard-weaken", "guard-equivalent", "drop-stride"}))
+def test_mutant_is_found_on_6_12(operator: str, realtree: Path, request) -> None:
+    keys = [k for k in plan.mutant_sample(plan.REALTREE, str(realtree), 1)
+            if k.startswith(operator + "|")]
+    if not keys:
+        pytest.skip(f"{operator}: no site in 6.12")
+    _expect(request, plan.run_mutant(plan.REALTREE, str(realtree), keys[0]))
+
+
+def test_every_operator_has_sites_on_the_bundled_trees() -> None:
+    ops = {k.partition("|")[0] for name in ("pre-rfc", "rfc-applied")
+           for k in plan.mutants_of(name, str(TREES[name]))}
+    assert ops >= {"raw-vp-helper", "raw-vp-macro", "raw-vp-renamed-field", "table-entry",
+                   "table-swap", "divisor", "vp-block-minus-one", "vp-block-cap16",
+                   "vcores-store", "vcores-loop-bound", "guard-weaken", "guard-equivalent"}
+    assert len(OPERATORS) == 9  # generators; each yields one or more operator kinds
+
+
+def test_derive_reproduces_the_rfc_reviewer_example() -> None:
+    """IDs 0,1,8,9,16,17,24,25 -> 0,1,8,9,4,5,12,13 with NR_CPUS 16, stride 8 (seed thread)."""
+    tree = plan.load("rfc-applied", str(TREES["rfc-applied"]))
+    got = [derive.pack(tree, {"NR_CPUS": 16, "emul_smt_mode": 8}, i)[0]
+           for i in (0, 1, 8, 9, 16, 17, 24, 25)]
+    assert got == [0, 1, 8, 9, 4, 5, 12, 13]
+    assert derive.pack(tree, {"NR_CPUS": 8, "emul_smt_mode": 1}, 8)[1].startswith("BUG_ON")
+
+
+def test_derive_sees_a_changed_table() -> None:
+    tree = plan.load("rfc-applied", str(TREES["rfc-applied"]))
+    path = next(p for p, d in tree.files.items() if b"block_offsets" in d)
+    bad = tree.patched({path: tree.files[path].replace(
+        b"{0, 4, 2, 6, 1, 5, 3, 7}", b"{0, 4, 2, 6, 1, 5, 3, 3}")})
+    assert not derive.qemu_layout_defects(tree)
+    assert derive.qemu_layout_defects(bad)
+
+
+def test_known_failures_name_mutants_that_exist() -> None:
+    planned = {(c[0], *c[2].split("|", 1)) for c in CASES}
+    assert {k for k in KNOWN if k[0] != plan.REALTREE} <= planned
