@@ -121,9 +121,22 @@ def raw_vp(tree: Tree) -> Iterator[Mutant]:
 # ------------------------------------------------------------- the packing function
 
 
+def _flat(f: dict) -> dict:
+    """The counterexample record with its ``values`` and single ID lifted to the top:
+    the verifiers read ``id``, ``index``, ``first_refused`` whatever the rule."""
+    ce = dict(f.get("counterexample") or {})
+    ce.update(ce.pop("values", None) or {})
+    ids = ce.get("ids") or []
+    if len(ids) == 1:
+        ce.setdefault("id", ids[0])
+        if f.get("rule") == "capacity":
+            ce.setdefault("first_refused", ids[0])
+    return ce
+
+
 def _verify_pack(tree_after: Tree) -> Verify:
     def verify(f: dict) -> str | None:
-        ce = f.get("counterexample") or {}
+        ce = _flat(f)
         ids = ce.get("ids") or ([ce["id"]] if "id" in ce else [])
         if not ids:
             return f"no IDs in {ce}"
@@ -211,7 +224,7 @@ def collision_bug_on(tree: Tree) -> Iterator[Mutant]:
 
 def _verify_collision(after: Tree) -> Verify:
     def verify(f: dict) -> str | None:
-        ce = f.get("counterexample") or {}
+        ce = _flat(f)
         ids = ce.get("ids") or []
         got = {derive.pack(after, _cfg(ce), i) for i in ids}
         return None if len(ids) == 2 and len(got) == 1 else f"IDs {ids} pack to {got}"
@@ -244,7 +257,7 @@ def vp_block(tree: Tree) -> Iterator[Mutant]:
 
 def _verify_block(tree: Tree, size_expr: str, above: int) -> Verify:
     def verify(f: dict) -> str | None:
-        ce = f.get("counterexample") or {}
+        ce = _flat(f)
         cfg = _cfg(ce)
         if "id" not in ce or "NR_CPUS" not in ce:
             return f"no id/NR_CPUS in {ce}"
@@ -299,7 +312,7 @@ def vcores(tree: Tree) -> Iterator[Mutant]:
 
 def _verify_vcores(tree: Tree) -> Verify:
     def verify(f: dict) -> str | None:
-        ce = f.get("counterexample") or {}
+        ce = _flat(f)
         if "index" not in ce or "NR_CPUS" not in ce:
             return f"no index/NR_CPUS in {ce}"
         size = derive.constant(tree, _cfg(ce), "KVM_MAX_VCORES")
@@ -398,7 +411,7 @@ def _positive(tree: Tree, bound: Node) -> bool:
 
 def _verify_boundary(tree: Tree, idn: Node, bound: Node) -> Verify:
     def verify(f: dict) -> str | None:
-        ce = f.get("counterexample") or {}
+        ce = _flat(f)
         vid = ce.get("id", ce.get("first_refused"))
         if vid is None:
             return None if f["rule"] in ("capacity", "id-bound-mismatch") else f"no id in {ce}"
@@ -434,7 +447,7 @@ def drop_stride(tree: Tree) -> Iterator[Mutant]:
 
 def _verify_capacity(tree: Tree, count: str) -> Verify:
     def verify(f: dict) -> str | None:
-        ce = f.get("counterexample") or {}
+        ce = _flat(f)
         if "first_refused" not in ce:
             return None if f["rule"] == "id-bound-mismatch" else f"no first_refused in {ce}"
         n = derive.constant(tree, _cfg(ce), count)
