@@ -14,9 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer import checks, facts, patches, ruleset
+from analyzer import checks, ruleset
+from analyzer.c import facts
 from analyzer.errors import InputError
-from analyzer.source import Snapshot
+from analyzer.sources import patches
+from analyzer.sources.tree import Snapshot
 
 from .conftest import run_cli
 from .fuzz_targets import CORPUS, TARGETS

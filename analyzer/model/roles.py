@@ -16,8 +16,9 @@ import functools
 from collections import Counter
 from dataclasses import dataclass
 
-from . import cparse, defines, guards
-from .facts import Facts
+from ..c import defines, guards
+from ..c import parse as cparse
+from ..c.facts import Facts
 
 
 @dataclass(frozen=True)
