@@ -197,8 +197,10 @@ def _threshold(findings, severity: str):
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from . import checks, facts, ruleset, source
+    from . import checks, ruleset
+    from .c import facts
     from .report import Result, render
+    from .sources import tree as source
 
     if args.remote is not None and (args.path or args.rev):
         raise SystemExit(_fail("check: --remote cannot be combined with PATH or --rev"))
@@ -217,7 +219,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _series_input(args: argparse.Namespace):
     """(patches, series) from the command line: a range, the uncommitted change, or mail."""
-    from . import limits, patches, series
+    from . import limits
+    from .sources import patches, series
 
     if args.staged or args.worktree:
         if args.series:
@@ -273,8 +276,10 @@ class _Progress:
 
 
 def cmd_series(args: argparse.Namespace) -> int:
-    from . import checks, facts, patches, ruleset, series
+    from . import checks, ruleset
+    from .c import facts
     from .report import Result, render
+    from .sources import patches, series
 
     local = args.staged or args.worktree
     if args.inbox or args.remote or args.range or args.revision or not (args.series or local):
@@ -315,7 +320,8 @@ def cmd_series(args: argparse.Namespace) -> int:
 
 def _inbox_patches(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
     """--inbox/--remote: fetch into the cache; the same arguments pointing at what came."""
-    from . import inbox, source
+    from .sources import inbox
+    from .sources import tree as source
 
     def warn(message: str) -> None:
         if args.format != "checkpatch":  # b4 counts every stderr line as a failure
@@ -342,7 +348,7 @@ def _fetched_series(args: argparse.Namespace) -> int:
     import io
     from contextlib import redirect_stdout
 
-    from .inbox import with_series_meta
+    from .sources.inbox import with_series_meta
 
     local, meta = _inbox_patches(args)
     local.inbox = local.remote = local.range = local.revision = None
@@ -354,8 +360,9 @@ def _fetched_series(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from . import history, historyreport, ruleset
+    from . import history, ruleset
     from .findings import severity_rank
+    from .report import history as historyreport
 
     selected = ruleset.select(args.rule, args.skip)
     t0 = time.perf_counter()
@@ -438,9 +445,13 @@ def bundled_example() -> str:
 def cmd_model(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from . import facts, model, occupancy, profile, roles, ruleset, source
+    from . import profile, ruleset
+    from .c import facts
     from .errors import InputError, ModelLimit
     from .limits import check
+    from .model import occupancy, roles
+    from .model import packing as model
+    from .sources import tree as source
 
     if args.threads > args.stride:
         raise InputError(f"model: --threads {args.threads} exceeds --stride {args.stride}")

@@ -6,7 +6,7 @@ parent), so the relevant files of every commit are known without reading a
 tree: a kernel repository's 90k files are never walked. Each commit's
 *snapshot key* is its tuple of relevant (path, blob id) pairs; commits with
 a key already seen cost nothing. Findings per key are cached on disk
-(:mod:`analyzer.cache`), parse trees and facts by blob id in memory, and the
+(:mod:`analyzer.sources.cache`), parse trees and facts by blob id in memory, and the
 snapshots left to analyse may be spread over processes.
 
 A finding is followed by its fingerprint (rule, function, normalised text:
@@ -24,11 +24,11 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from . import cache
 from .errors import InputError
 from .findings import Finding
 from .ruleset import Rule
-from .source import GIT_ENV, RELEVANT_DIRS, Snapshot, is_relevant, open_repo, resolve_commit
+from .sources import cache
+from .sources.tree import GIT_ENV, RELEVANT_DIRS, Snapshot, is_relevant, open_repo, resolve_commit
 
 CACHE_SPACE = "history"
 _REGULAR = (b"100644", b"100755")  # file modes read; symlinks and submodules are not files
@@ -232,7 +232,8 @@ def analyse_chunk(job: tuple[str, tuple[str, ...], list[tuple[str, tuple]]]
 
 
 def _analyse_items(repo_path: str, rule_ids: tuple[str, ...], items: Iterable[tuple[str, tuple]]):
-    from . import checks, facts, ruleset
+    from . import checks, ruleset
+    from .c import facts
 
     rules = ruleset.select(list(rule_ids))
     tokens = ruleset.tokens(rules)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .errors import InputError
-from .gitread import open_repo
+from .sources.gitread import open_repo
 
 HOOKS = {
     "sendemail-validate": ("checks every patch git send-email is about to send; "

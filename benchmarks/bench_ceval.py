@@ -1,4 +1,4 @@
-"""Speed of analyzer.ceval on the RFC's kvmppc_pack_vcpu_id.
+"""Speed of analyzer.model.ceval on the RFC's kvmppc_pack_vcpu_id.
 
 Evaluates the packing function, compiled from the bundled RFC tree (or the
 tree given as argument), for every ID 0 .. stride*NR_CPUS-1 and every stride
@@ -16,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analyzer import ceval, cparse  # noqa: E402
+from analyzer.c import parse as cparse  # noqa: E402
+from analyzer.model import ceval  # noqa: E402
 
 HEADER = "arch/powerpc/include/asm/kvm_book3s.h"
 DEFINES = {"KVM_MAX_VCPUS": "NR_CPUS", "MAX_SMT_THREADS": "8"}

@@ -63,7 +63,8 @@ STREAMING = ("import sys; from analyzer import xztar, cli; "
 
 def tarball_figure(tarball: str) -> None:
     """Whole-tarball `check`: through the xz block index, and streamed, in the same run."""
-    from analyzer import source, xztar
+    from analyzer.sources import tree as source
+    from analyzer.sources import xztar
 
     stats: dict = {}
     t = time.process_time()

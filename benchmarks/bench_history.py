@@ -37,7 +37,7 @@ def git(repo: Path, *args: str, data: bytes | None = None) -> str:
 
 def relevant(tree: Path) -> list[str]:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from analyzer.source import is_relevant
+    from analyzer.sources.tree import is_relevant
 
     return sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*")
                   if p.is_file() and is_relevant(p.relative_to(tree).as_posix()))

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analyzer import inbox  # noqa: E402
+from analyzer.sources import inbox  # noqa: E402
 from tests.inboxutil import append, mail  # noqa: E402
 
 DIFF = """Change {i}.

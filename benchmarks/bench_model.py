@@ -15,7 +15,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analyzer import checks, facts, model, paths, profile, roles, ruleset, source  # noqa: E402
+from analyzer import checks, profile, ruleset  # noqa: E402
+from analyzer.c import facts  # noqa: E402
+from analyzer.model import packing as model  # noqa: E402
+from analyzer.model import paths, roles  # noqa: E402
+from analyzer.sources import tree as source  # noqa: E402
 
 
 def main() -> None:

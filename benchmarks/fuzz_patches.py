@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fuzz the mbox/patch reader (analyzer.patches) with atheris: see benchmarks/fuzzing.py."""
+"""Fuzz the mbox/patch reader (analyzer.sources.patches) with atheris: see benchmarks/fuzzing.py."""
 
 import sys
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fuzz the tarball reader (analyzer.source.tar_members): see benchmarks/fuzzing.py.
+"""Fuzz the tarball reader (analyzer.sources.tree.tar_members): see benchmarks/fuzzing.py.
 
 Seeds are small tarballs of the bundled example, plain and compressed, plus
 hostile ones (member names that climb out, absolute names, links, devices,

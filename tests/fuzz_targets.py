@@ -14,8 +14,13 @@ import posixpath
 import tempfile
 from pathlib import Path
 
-from analyzer import checks, facts, model, occupancy, patches, ruleset, source
+from analyzer import checks, ruleset
+from analyzer.c import facts
 from analyzer.errors import InputError, ModelLimit
+from analyzer.model import occupancy
+from analyzer.model import packing as model
+from analyzer.sources import patches
+from analyzer.sources import tree as source
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "data" / "fuzz"

@@ -1,4 +1,4 @@
-"""analyzer.ceval: the kernel's packing functions, the C subset, and random
+"""analyzer.model.ceval: the kernel's packing functions, the C subset, and random
 programs checked against a reference model of C's integer rules written here."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from analyzer import ceval, cparse
+from analyzer.c import parse as cparse
 from analyzer.errors import ModelLimit
+from analyzer.model import ceval
 
 RFC_DEFINES = {"KVM_MAX_VCPUS": "NR_CPUS", "MAX_SMT_THREADS": "8"}
 

@@ -1,7 +1,7 @@
 """The evaluator against an independent reference of C's integer rules.
 
 Random expressions over int/u32/u64/u8 variables are rendered to C, compiled
-by analyzer.ceval and compared with a reference evaluator written here from
+by analyzer.model.ceval and compared with a reference evaluator written here from
 the C standard (6.3.1.1 promotions, 6.3.1.8 usual arithmetic conversions,
 6.5.5 truncating division). Expressions with undefined behaviour (signed
 overflow, division by zero, bad shift counts) are discarded.
@@ -13,7 +13,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from analyzer import ceval, cparse
+from analyzer.c import parse as cparse
+from analyzer.model import ceval
 
 # name -> (bits, signed, C spelling)
 TYPES = {"int": (32, True, "int"), "u32": (32, False, "u32"), "u64": (64, False, "u64"),

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import ceval, checks, cparse, facts, model, ruleset
-from analyzer.source import Snapshot
+from analyzer import checks, ruleset
+from analyzer.c import facts
+from analyzer.c import parse as cparse
+from analyzer.model import ceval
+from analyzer.model import packing as model
+from analyzer.sources.tree import Snapshot
 
 from .conftest import FIXTURES
 

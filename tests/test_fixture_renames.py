@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import checks, facts, ruleset
-from analyzer.source import Snapshot
+from analyzer import checks, ruleset
+from analyzer.c import facts
+from analyzer.sources.tree import Snapshot
 
 from .test_rule_fixtures import RULE_DIR, cases, fixture_snapshot
 

@@ -1,4 +1,4 @@
-"""Dominating guards and reaching assignments (analyzer/guards.py)."""
+"""Dominating guards and reaching assignments (analyzer/c/guards.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.cparse import parse, text
-from analyzer.guards import (
+from analyzer.c.guards import (
     Guard,
     calls_in,
     dominating_guards,
     function_named,
     reaching_assignments,
 )
+from analyzer.c.parse import parse, text
 
 
 def node_at(src: str, snippet: str, nth: int = 0):

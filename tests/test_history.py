@@ -209,7 +209,8 @@ def test_clean_end_exits_0(hist, cli) -> None:
 
 
 def test_second_run_parses_nothing(hist, cli, monkeypatch) -> None:
-    from analyzer import cparse, facts
+    from analyzer.c import facts
+    from analyzer.c import parse as cparse
 
     repo, _ = hist
     calls = {"extract": 0}
@@ -252,7 +253,7 @@ def test_cache_survives_corruption_and_stays_bounded(hist, cli, own_cache, monke
 def test_concurrent_writers_never_leave_a_torn_entry(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from analyzer import cache
+    from analyzer.sources import cache
 
     value = [{"x": "y" * 100_000}]
 
@@ -290,7 +291,7 @@ def test_bad_input(tmp_path: Path, hist, cli) -> None:
 
 def test_a_snapshot_that_cannot_be_checked_is_skipped_and_said(hist, cli, monkeypatch) -> None:
     """Old history may hold files vpcheck cannot read; the walk goes on around them."""
-    from analyzer import facts
+    from analyzer.c import facts
 
     repo, c = hist
     real = facts.extract
@@ -313,13 +314,13 @@ def test_a_snapshot_that_cannot_be_checked_is_skipped_and_said(hist, cli, monkey
 
 
 def cparse_blob(data: bytes) -> str:
-    from analyzer.cparse import blob_id
+    from analyzer.c.parse import blob_id
 
     return blob_id(data)
 
 
 def test_prune_drops_the_oldest_entries_first(tmp_path: Path) -> None:
-    from analyzer import cache
+    from analyzer.sources import cache
 
     keys = [f"{i:02d}" + "0" * 62 for i in range(4)]
     for i, k in enumerate(keys):

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer import inbox
 from analyzer.errors import InputError
+from analyzer.sources import inbox
 
 from .conftest import FIXTURES, SEED_MBOX
 from .gitutil import git, make_repo, repo_state

@@ -184,9 +184,9 @@ def test_committed_pure_rename_and_mode_change(cli, tmp_path: Path) -> None:
 
 def test_base_search_is_bounded(origin) -> None:
     """Beyond the bound the base is not searched for: HEAD with the preimage blobs."""
-    from analyzer.gitread import open_repo
-    from analyzer.patches import read_series
-    from analyzer.series import find_base
+    from analyzer.sources.gitread import open_repo
+    from analyzer.sources.patches import read_series
+    from analyzer.sources.series import find_base
 
     repo, mail = origin
     for i in range(3):  # three commits on top of the patch that touch nothing it does

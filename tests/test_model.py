@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import checks, facts, ruleset, source
+from analyzer import checks, ruleset
+from analyzer.c import facts
+from analyzer.sources import tree as source
 
 from .conftest import FIXTURES
 

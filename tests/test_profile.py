@@ -7,8 +7,9 @@ import dataclasses
 
 import pytest
 
-from analyzer import checks, facts, profile, ruleset
-from analyzer.source import Snapshot
+from analyzer import checks, profile, ruleset
+from analyzer.c import facts
+from analyzer.sources.tree import Snapshot
 
 from .conftest import FIXTURES
 

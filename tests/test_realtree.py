@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import checks, facts, ruleset, source
+from analyzer import checks, ruleset
+from analyzer.c import facts
+from analyzer.sources import tree as source
 
 pytestmark = pytest.mark.realtree
 

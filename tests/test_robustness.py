@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import source
+from analyzer.sources import tree as source
 
 from .conftest import FIXTURES, ROOT
 from .gitutil import ENV, git, make_repo
@@ -120,7 +120,7 @@ def test_a_bug_never_exits_with_the_findings_status(cli, monkeypatch) -> None:
                 "resolved"), AttributeError("'NoneType' object has no attribute 'x'")):
         def boom(*a, exc=exc, **k):
             raise exc
-        monkeypatch.setattr("analyzer.facts.extract", boom)
+        monkeypatch.setattr("analyzer.c.facts.extract", boom)
         rc, _, err = cli("check", str(TREE))
         assert rc == 3 and one_line(err, "vpcheck: internal error: ").startswith(
             type(exc).__name__ + ": "), err

@@ -291,9 +291,9 @@ def test_attribution_walks_back_only_as_far_as_needed() -> None:
     """A finding is tagged with the first patch after which it stays; snapshots older
     than every new finding's start, and unchanged ones, are not analysed."""
     from analyzer.findings import Finding
-    from analyzer.patches import Patch
-    from analyzer.series import Series, Step, attribute
-    from analyzer.source import Snapshot
+    from analyzer.sources.patches import Patch
+    from analyzer.sources.series import Series, Step, attribute
+    from analyzer.sources.tree import Snapshot
 
     present = {"base": {"old"}, "1": {"old", "a"}, "2": {"old"}, "3": {"old", "a"},
                "4": {"old", "a", "b"}, "5": {"a", "b"}}

@@ -12,7 +12,8 @@ import json
 import os
 from pathlib import Path
 
-from analyzer import checks, facts, ruleset
+from analyzer import checks, ruleset
+from analyzer.c import facts
 
 from .conftest import FIXTURES
 from .test_rule_fixtures import fixture_snapshot

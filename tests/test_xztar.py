@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import source, xztar
+from analyzer.sources import tree as source
+from analyzer.sources import xztar
 
 from .conftest import FIXTURES, REAL_TARBALL
 
@@ -95,7 +96,7 @@ def test_same_bytes_as_streaming_reading_few_blocks(tmp_path: Path, monkeypatch,
     assert fast == streamed(tb, monkeypatch)
     assert set(fast) == {p for p in members if source.is_relevant(p)}
     assert stats["decompressed"] < stats["size"] / 2
-    assert dict(source.from_tarball(tb).files) == fast  # the call site in source.py
+    assert dict(source.from_tarball(tb).files) == fast  # the call site in sources/tree.py
 
 
 def test_runs_cover_what_source_reads() -> None:

@@ -14,8 +14,8 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import replace
 
+from ..c.facts import Facts
 from ..errors import ModelLimit
-from ..facts import Facts
 from ..findings import Finding, fingerprinted, without_lines
 from .registry import Spec, discover, validate_params
 
@@ -65,7 +65,8 @@ def _run_one(rule, spec: Spec, facts: Facts, reuse: bool) -> list[Finding]:
 def _key(rule, spec: Spec, facts: Facts) -> tuple:
     """What the verdict depends on: the functions reachable from the declared roles
     (and from the profile's entry points and sanitizers), and the macro values."""
-    from .. import model, roles
+    from ..model import packing as model
+    from ..model import roles
 
     prof = rule.profile
     found = roles.find(facts, prof)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .. import model, paths, roles
-from ..facts import Facts
+from ..c.facts import Facts
 from ..findings import Counterexample, Note
+from ..model import packing as model
+from ..model import paths, roles
 from ..profile import Entry
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .. import model, paths
-from ..facts import Facts
+from ..c.facts import Facts
 from ..findings import Finding, without_lines
+from ..model import packing as model
+from ..model import paths
 from ._common import entries, record, tree
 from .registry import check
 

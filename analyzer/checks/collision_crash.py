@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from .. import cparse, paths
-from ..facts import Facts
+from ..c import parse as cparse
+from ..c.facts import Facts
 from ..findings import Finding
+from ..model import paths
 from ._common import configs, entries, found_roles, record, table_field, tree
 from .registry import check
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .. import cparse, paths
-from .. import roles as roles_mod
-from ..facts import Facts
+from ..c import parse as cparse
+from ..c.facts import Facts
 from ..findings import Finding
+from ..model import paths
+from ..model import roles as roles_mod
 from ._common import configs, entries, found_roles, record, tree
 from .registry import check
 

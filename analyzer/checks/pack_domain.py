@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .. import paths
-from ..facts import Facts
+from ..c.facts import Facts
 from ..findings import Finding, Note
+from ..model import paths
 from ._common import configs, entries, found_roles, path_notes, record, tree
 from .registry import check
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .. import model
-from ..facts import Facts
+from ..c.facts import Facts
 from ..findings import Finding
+from ..model import packing as model
 from ._common import found_roles, record, tree
 from .registry import check
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator
 
-from .. import cparse, defines, roles
-from ..facts import Facts, Macro, VpAddition, VpHelper, is_field
+from ..c import defines
+from ..c import parse as cparse
+from ..c.facts import Facts, Macro, VpAddition, VpHelper, is_field
 from ..findings import Finding
 from ..fixes import replacement_diff
+from ..model import roles
 from .registry import check
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from .. import paths, roles
-from ..facts import Facts
+from ..c.facts import Facts
 from ..findings import Finding
+from ..model import paths, roles
 from ._common import configs, entries, found_roles, record, table_field, tree
 from .registry import check
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from .. import paths
-from .. import roles as roles_mod
-from ..facts import Facts
+from ..c.facts import Facts
 from ..findings import Finding, Note
+from ..model import paths
+from ..model import roles as roles_mod
 from ._common import configs, entries, found_roles, path_notes, record, tree
 from .registry import check
 

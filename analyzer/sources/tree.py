@@ -26,8 +26,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from types import MappingProxyType
 
-from . import limits
-from .errors import InputError
+from .. import limits
+from ..errors import InputError
 
 # The files whose contents can affect a verdict, as globs (directory, name
 # pattern): arch/powerpc/kvm, the KVM and XIVE headers of powerpc, and generic

@@ -23,7 +23,7 @@ C = Language(tree_sitter_c.language())
 
 @functools.cache
 def _annotations() -> re.Pattern[bytes]:
-    from . import profile
+    from .. import profile
 
     words = profile.load().annotations or ("__vpcheck_none__",)
     return re.compile(rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in words) + rb")\b")
@@ -100,7 +100,8 @@ def _branch(stack: list[list[bool]], active: bool, kw: str, rest: str) -> bool:
 
 
 def _holds(cond: str) -> bool:
-    from . import defines, profile
+    from .. import profile
+    from . import defines
 
     prof = profile.load()
     cond = re.sub(r"/\*.*?\*/|//.*", " ", cond).strip()

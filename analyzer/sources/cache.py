@@ -23,13 +23,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .findings import Finding, Note, PatchRef
+from ..findings import Finding, Note, PatchRef
 
 DEFAULT_LIMIT = 256 * 1024 * 1024  # bytes; VPCHECK_CACHE_MB overrides
 
 
 def root() -> Path:
-    from .source import cache_dir
+    from .tree import cache_dir
 
     return cache_dir()
 
@@ -52,12 +52,12 @@ def digest(*parts: object) -> str:
 @functools.cache
 def code_version() -> str:
     """Digest of the analyzer's sources and rule files: any change is a new cache."""
-    from . import __version__
+    from .. import __version__
 
     h = hashlib.sha256(__version__.encode())
-    pkg = Path(__file__).resolve().parent
-    for p in sorted(pkg.glob("*.py")):
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    pkg = Path(__file__).resolve().parents[1]
+    for p in sorted(pkg.rglob("*.py")):
+        h.update(p.relative_to(pkg).as_posix().encode() + b"\0" + p.read_bytes())
     rules = importlib.resources.files("analyzer.rules")
     for p in sorted((r for r in rules.iterdir() if r.name.endswith(".toml")),
                     key=lambda r: r.name):

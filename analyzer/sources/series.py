@@ -16,11 +16,11 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from .errors import InputError
-from .findings import Finding, PatchRef
+from ..errors import InputError
+from ..findings import Finding, PatchRef
 from .gitread import Repo, first_parent_history, is_zero, open_repo
 from .patches import Patch, changes, check_paths
-from .source import GIT_ENV, RELEVANT_DIRS, Snapshot, is_relevant
+from .tree import GIT_ENV, RELEVANT_DIRS, Snapshot, is_relevant
 
 
 @dataclass(frozen=True)

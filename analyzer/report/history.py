@@ -13,9 +13,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .history import Commit, Entry, History, Interval, fixes_tag
-from .report import CHECKPATCH_LEVEL, Result, finding_dict, render
-from .ruleset import Rule
+from ..history import Commit, Entry, History, Interval, fixes_tag
+from ..ruleset import Rule
+from . import CHECKPATCH_LEVEL, Result, finding_dict, render
 
 FORMATS = ("text", "json", "sarif")
 
@@ -47,7 +47,7 @@ def summary(h: History, shown: Sequence[Entry], seconds: float) -> dict[str, Any
 
 
 def as_json(h: History, shown: Sequence[Entry], seconds: float) -> str:
-    from . import __version__
+    from .. import __version__
 
     items = []
     for e in shown:

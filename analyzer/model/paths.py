@@ -14,9 +14,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from . import ceval, cparse, guards, model
-from .errors import ModelLimit
-from .profile import Entry
+from ..c import guards
+from ..c import parse as cparse
+from ..errors import ModelLimit
+from ..profile import Entry
+from . import ceval
+from . import packing as model
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from tree_sitter import Node
 
-from .. import cparse
+from ...c import parse as cparse
 from .expressions import ExprCompiler
 from .limits import ModelError, Unsupported
 from .runtime import (

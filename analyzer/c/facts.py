@@ -15,12 +15,12 @@ from types import MappingProxyType
 
 from tree_sitter import Node
 
-from . import cparse
-from .source import Snapshot, check_utf8
+from ..sources.tree import Snapshot, check_utf8
+from . import parse as cparse
 
 
 def _default_tokens() -> tuple[bytes, ...]:
-    from . import profile
+    from .. import profile
 
     return tuple(t.encode() for t in profile.tokens(profile.load()))
 
@@ -235,7 +235,7 @@ def extract(snapshot: Snapshot, tokens: Iterable[bytes] | None = None,
             profile=None) -> Facts:
     """Facts of every file; only files holding one of ``tokens`` are parsed.
     ``profile`` (default: the shipped one) names the fields to look for."""
-    from . import profile as profile_mod
+    from .. import profile as profile_mod
 
     prof = profile or profile_mod.load()
     fields = Fields.of(prof, snapshot)
@@ -301,7 +301,7 @@ def calls(path: str, data: bytes) -> tuple[Call, ...]:
 
 def extract_file(path: str, data: bytes, fields: Fields | None = None) -> FileFacts:
     if fields is None:
-        from . import profile
+        from .. import profile
 
         fields = Fields.of(profile.load())
     return _extract_cached(path, cparse.blob_id(data), data, fields)

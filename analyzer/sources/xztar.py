@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import BinaryIO
 
-from .errors import InputError
+from ..errors import InputError
 
 # Path prefixes (below the archive's top directory) covering source.RELEVANT.
 RUNS = ("arch/powerpc/include/asm/kvm", "arch/powerpc/include/asm/xive", "arch/powerpc/kvm/",

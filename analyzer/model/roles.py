@@ -2,7 +2,7 @@
 
 - the *packing function*: the tree function whose result is the index of the
   VCORE table or the offset a VP helper adds to the VP base;
-- the *VP helpers*: functions returning ``P->VP_BASE + f(S)`` (facts.py);
+- the *VP helpers*: functions returning ``P->VP_BASE + f(S)`` (c/facts.py);
 - the *VP block allocation*: the call whose result is stored into ``X->VP_BASE``;
   its one argument is the block size.
 
@@ -16,8 +16,9 @@ import functools
 from collections import Counter
 from dataclasses import dataclass
 
-from . import cparse, defines, guards
-from .facts import Facts
+from ..c import defines, guards
+from ..c import parse as cparse
+from ..c.facts import Facts
 
 
 @dataclass(frozen=True)

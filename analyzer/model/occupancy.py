@@ -10,7 +10,7 @@ import html
 import json
 from dataclasses import dataclass
 
-from . import model
+from . import packing as model
 
 ROW = 8  # slots per row in the grid: MAX_SMT_THREADS, one hardware core
 
@@ -50,7 +50,7 @@ def mapping(t: model.Tree, function: str, config: model.Config, vcpus: int,
     reports for it, found by the same code as ``vpcheck check``."""
     fn = t.function(function)
     if fn is None:
-        from .errors import InputError
+        from ..errors import InputError
 
         raise InputError(f"{function}() is not in this tree (a tree before packing?)")
     pack = t.compiled(function)
@@ -69,7 +69,7 @@ def mapping(t: model.Tree, function: str, config: model.Config, vcpus: int,
 
 
 def _finding(rule, config: model.Config, function: str, kind, problem, ids, packed) -> dict:
-    from .findings import Counterexample
+    from ..findings import Counterexample
 
     severity, message = rule.text(None if config.qemu_like else "outside_qemu",
                                   function=function, problem=problem, config=config.text())

@@ -14,10 +14,12 @@ import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from . import ceval, cparse, defines
-from . import profile as profile_mod
-from .facts import Define, Facts, Function
-from .profile import Profile
+from .. import profile as profile_mod
+from ..c import defines
+from ..c import parse as cparse
+from ..c.facts import Define, Facts, Function
+from ..profile import Profile
+from . import ceval
 
 SMALL_BUILD = 32  # up to here every threads-per-core count is swept; above, the extremes
 

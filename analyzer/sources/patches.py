@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 _SUBJECT_TAG = re.compile(r"^\s*\[(?P<tag>[^\]]*)\]\s*")
 _COUNTER = re.compile(r"(?:^|\s)(?P<n>\d+)\s*/\s*(?P<total>\d+)(?:\s|$)")

@@ -3,7 +3,7 @@ time), a run-time fault of the evaluated C, a name nothing binds."""
 
 from __future__ import annotations
 
-from ..errors import ModelLimit
+from ...errors import ModelLimit
 
 
 class Unsupported(ModelLimit):

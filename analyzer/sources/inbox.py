@@ -8,7 +8,7 @@ every fetch from the commits that are new since the last indexed tip, so a
 lookup costs a few queries however large the archive is. Mail is untrusted:
 a message that cannot be used is one warning line, never a traceback.
 
-Fetches use :mod:`analyzer.source`'s rules: the same URL check, environment
+Fetches use :mod:`analyzer.sources.tree`'s rules: the same URL check, environment
 and protocol allow-list, into the same cache directory.
 """
 
@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
-from .source import _SAFE_REF, GIT_ENV, cache_dir, check_remote_url
+from ..errors import InputError
+from .tree import _SAFE_REF, GIT_ENV, cache_dir, check_remote_url
 
 Warn = Callable[[str], None]
 
@@ -146,7 +146,7 @@ def _cache_repo(kind: str, url: str):
 
 
 def fetch(url: str, refspecs: Sequence[str], kind: str, options: Sequence[str] = ()):
-    """Fetch into a bare repository of the cache, under source.py's safety rules."""
+    """Fetch into a bare repository of the cache, under sources/tree.py's safety rules."""
     import git
 
     url, local = check_remote_url(url)
@@ -499,7 +499,7 @@ def _base_commit(raw: bytes) -> str | None:
 
 def known_base(repo_path: str, rev: str | None) -> str | None:
     """``rev`` when the repository has it: a cover's base is a hint, not an order."""
-    from .source import open_repo, resolve_commit
+    from .tree import open_repo, resolve_commit
 
     if rev is None:
         return None

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from tree_sitter import Node
 
-from analyzer.cparse import captures, enclosing_function, function_name, strip_parens, text
+from analyzer.c.parse import captures, enclosing_function, function_name, strip_parens, text
 
 __all__ = [
     "Guard",

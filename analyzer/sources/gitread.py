@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .errors import InputError
-from .source import GIT_ENV
+from ..errors import InputError
+from .tree import GIT_ENV
 
 _ZERO = re.compile(r"^0+$")
 
