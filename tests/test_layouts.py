@@ -38,13 +38,20 @@ def origin(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def run(cli, *argv: str, roots: tuple[Path, ...]) -> tuple[int, str, str]:
-    """Run vpcheck; assert every root is unchanged (mtimes too) and no scratch dir is left."""
-    tmp = Path(tempfile.gettempdir())
-    scratch = leftovers(tmp, set())
+    """Run vpcheck; assert every root is unchanged (mtimes too) and no scratch dir is left.
+
+    The run gets a temporary directory of its own, so that other processes using
+    /tmp at the same time cannot make a leftover appear (or hide one)."""
+    private = Path(tempfile.mkdtemp(prefix="layouts-"))
     before = tree_state(*roots)
-    result = cli(*argv)
+    saved, tempfile.tempdir = tempfile.tempdir, str(private)
+    try:
+        result = cli(*argv)
+    finally:
+        tempfile.tempdir = saved
     assert tree_state(*roots) == before, "vpcheck changed the repository"
-    assert leftovers(tmp, scratch) == set(), "vpcheck left a scratch directory"
+    assert leftovers(private, set()) == set(), "vpcheck left a scratch directory"
+    private.rmdir()  # fails if anything at all was left behind
     return result
 
 
