@@ -1,10 +1,10 @@
-"""The evaluator against an independent reference of C's integer rules.
+"""The evaluator against the independent reference of C's integer rules.
 
-Random expressions over int/u32/u64/u8 variables are rendered to C, compiled
-by analyzer.model.ceval and compared with a reference evaluator written here from
-the C standard (6.3.1.1 promotions, 6.3.1.8 usual arithmetic conversions,
-6.5.5 truncating division). Expressions with undefined behaviour (signed
-overflow, division by zero, bad shift counts) are discarded.
+Random expressions over int/u32/u64/u8/long variables are rendered to C, compiled
+by analyzer.model.ceval and compared with tests/creference.py (written from the C
+standard: 6.3.1.1 promotions, 6.3.1.8 usual arithmetic conversions, 6.5.5
+truncating division). Expressions with undefined behaviour (signed overflow,
+division by zero, bad shift counts) are discarded.
 """
 
 from __future__ import annotations
@@ -16,106 +16,14 @@ from hypothesis import strategies as st
 from analyzer.c import parse as cparse
 from analyzer.model import ceval
 
-# name -> (bits, signed, C spelling)
-TYPES = {"int": (32, True, "int"), "u32": (32, False, "u32"), "u64": (64, False, "u64"),
-         "u8": (8, False, "u8"), "long": (64, True, "long")}
+from .creference import RTYPES, UB, reval, rrender, rtype
+
 VARS = {"a": "int", "b": "u32", "c": "u64", "d": "u8", "e": "long"}
 
 
-class UB(Exception):
-    pass
-
-
-def wrap(v: int, t: str) -> int:
-    bits, signed, _ = TYPES[t]
-    v %= 1 << bits
-    return v - (1 << bits) if signed and v >= 1 << (bits - 1) else v
-
-
-def rank_promote(t: str) -> str:
-    return "int" if TYPES[t][0] < 32 else t
-
-
-def arith_type(x: str, y: str) -> str:
-    x, y = rank_promote(x), rank_promote(y)
-    if x == y:
-        return x
-    (bx, sx, _), (by, sy, _) = TYPES[x], TYPES[y]
-    if sx == sy:
-        return x if bx > by else y
-    uns, sig = (x, y) if not sx else (y, x)
-    return uns if TYPES[uns][0] >= TYPES[sig][0] else sig
-
-
 def ref(e, env) -> tuple[int, str]:
-    kind = e[0]
-    if kind == "var":
-        return env[e[1]], VARS[e[1]]
-    if kind == "lit":
-        return e[1], "int"
-    if kind == "cast":
-        v, _ = ref(e[2], env)
-        return wrap(v, e[1]), e[1]
-    if kind == "neg":
-        v, t = ref(e[1], env)
-        t = rank_promote(t)
-        r = -v
-        if TYPES[t][1] and r != wrap(r, t):
-            raise UB
-        return wrap(r, t), t
-    if kind == "not":
-        v, _ = ref(e[1], env)
-        return (0 if v else 1), "int"
-    if kind == "inv":
-        v, t = ref(e[1], env)
-        t = rank_promote(t)
-        return wrap(~v, t), t
-    if kind == "cond":
-        c, _ = ref(e[1], env)
-        (x, tx), (y, ty) = ref(e[2], env), ref(e[3], env)
-        t = arith_type(tx, ty)
-        return wrap(x if c else y, t), t
-    op, (x, tx), (y, ty) = e[1], ref(e[2], env), ref(e[3], env)
-    if op in ("&&", "||"):
-        return int(bool(x and y) if op == "&&" else bool(x or y)), "int"
-    if op in ("<<", ">>"):
-        t = rank_promote(tx)
-        if y < 0 or y >= TYPES[t][0] or (TYPES[t][1] and x < 0):
-            raise UB
-        r = x << y if op == "<<" else x >> y
-        if op == "<<" and TYPES[t][1] and r != wrap(r, t):
-            raise UB
-        return wrap(r, t), t
-    t = arith_type(tx, ty)
-    x, y = wrap(x, t), wrap(y, t)
-    if op in ("<", "<=", ">", ">=", "==", "!="):
-        return int({"<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y, "==": x == y,
-                    "!=": x != y}[op]), "int"
-    if op in ("/", "%"):
-        if y == 0:
-            raise UB
-        q = abs(x) // abs(y) * (1 if (x >= 0) == (y >= 0) else -1)
-        r = q if op == "/" else x - q * y
-    else:
-        r = {"+": x + y, "-": x - y, "*": x * y, "&": x & y, "|": x | y, "^": x ^ y}[op]
-    if TYPES[t][1] and r != wrap(r, t):
-        raise UB  # signed overflow
-    return wrap(r, t), t
-
-
-def render(e) -> str:
-    kind = e[0]
-    if kind == "var":
-        return e[1]
-    if kind == "lit":
-        return str(e[1])
-    if kind == "cast":
-        return f"(({TYPES[e[1]][2]})({render(e[2])}))"
-    if kind in ("neg", "not", "inv"):
-        return f"({ {'neg': '-', 'not': '!', 'inv': '~'}[kind] }({render(e[1])}))"
-    if kind == "cond":
-        return f"({render(e[1])} ? {render(e[2])} : {render(e[3])})"
-    return f"({render(e[2])} {e[1]} {render(e[3])})"
+    """The reference's value and C type of ``e`` (tests/creference.py)."""
+    return reval(e, env, VARS), rtype(e, VARS)
 
 
 OPS = ["+", "-", "*", "/", "%", "<<", ">>", "&", "|", "^", "<", "<=", ">", ">=", "==", "!=",
@@ -124,7 +32,7 @@ leaves = st.one_of(st.sampled_from([("var", v) for v in VARS]),
                    st.integers(0, 70).map(lambda v: ("lit", v)))
 exprs = st.recursive(leaves, lambda inner: st.one_of(
     st.tuples(st.just("bin"), st.sampled_from(OPS), inner, inner),
-    st.tuples(st.just("cast"), st.sampled_from(list(TYPES)), inner),
+    st.tuples(st.just("cast"), st.sampled_from(list(RTYPES)), inner),
     st.tuples(st.sampled_from(["neg", "not", "inv"]), inner),
     st.tuples(st.just("cond"), inner, inner, inner)), max_leaves=8)
 envs = st.fixed_dictionaries({
@@ -134,7 +42,7 @@ envs = st.fixed_dictionaries({
 
 
 def compile_expr(text: str, rtype: str):
-    src = (f"{TYPES[rtype][2]} f(int a, u32 b, u64 c, u8 d, long e)\n{{\n\treturn {text};\n}}\n"
+    src = (f"{rtype} f(int a, u32 b, u64 c, u8 d, long e)\n{{\n\treturn {text};\n}}\n"
            ).encode()
     fn = cparse.parse(src).root_node.children[0]
     return ceval.compile_function(ceval.Program({"f": (fn, src)}, {}), "f")
@@ -147,9 +55,9 @@ def test_expressions_agree_with_reference(e, env) -> None:
         want, t = ref(e, env)
     except UB:
         assume(False)
-    fn = compile_expr(render(e), t)
+    fn = compile_expr(rrender(e), t)
     got = fn(env["a"], env["b"], env["c"], env["d"], env["e"], env={})
-    assert got.value == want, (render(e), env, t)
+    assert got.value == want, (rrender(e), env, t)
 
 
 @pytest.mark.parametrize(("text", "rtype", "want"), [
