@@ -188,14 +188,18 @@ class ExprCompiler:
             text = self.program.defines[name]
             if not text.strip():
                 raise Unsupported(f"empty macro {name}", line)
-            self.expanding.add(name)
-            try:
-                return self.expr(_parse_expr(text))
-            except Unsupported as e:
-                raise Unsupported(f"macro {name}: {e.construct}", line) from None
-            finally:
-                self.expanding.discard(name)
+            return self._expand(name, text, line)
         return _E(_env_read(name, self.name), INT)
+
+    def _expand(self, name: str, text: str, line: int) -> _E:
+        """Compile a macro's replacement text; a macro is never expanded inside itself."""
+        self.expanding.add(name)
+        try:
+            return self.expr(_parse_expr(text))
+        except Unsupported as e:
+            raise Unsupported(f"macro {name}: {e.construct}", line) from None
+        finally:
+            self.expanding.discard(name)
 
     def _fold(self, e: _E, *parts: _E) -> _E:
         """``e`` as a constant when every operand is one (faults stay at run time)."""
@@ -427,13 +431,7 @@ class ExprCompiler:
         pattern = re.compile(r"\b(" + "|".join(map(re.escape, params)) + r")\b") if params \
             else None
         text = pattern.sub(lambda m: texts[m.group(1)], body) if pattern else body
-        self.expanding.add(name)
-        try:
-            return self.expr(_parse_expr(text))
-        except Unsupported as e:
-            raise Unsupported(f"macro {name}: {e.construct}", line) from None
-        finally:
-            self.expanding.discard(name)
+        return self._expand(name, text, line)
 
     def builtin(self, name: str, args: list[Node], line: int) -> _E | None:
         if name in ("min", "max") and len(args) == 2:
