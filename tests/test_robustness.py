@@ -624,6 +624,17 @@ def test_series_on_stdin_is_read_up_to_the_limit(tmp_path: Path) -> None:
     assert git_state(repo) == before
 
 
+def test_series_file_is_refused_before_it_is_read(cli, monkeypatch, tmp_path: Path) -> None:
+    repo = make_repo(FIXTURES / "trees" / "pre-rfc", tmp_path / "repo")
+    monkeypatch.setenv("VPCHECK_MAX_SERIES_BYTES", "1K")
+    size = TWO_PATCHES.stat().st_size
+    rc, out, err = cli("series", str(TWO_PATCHES), "--repo", str(repo))
+    assert (rc, out) == (2, "")
+    assert err == (f"vpcheck: error: {TWO_PATCHES}: the size of one patch or mbox input exceeds "
+                   f"the limit ({size:,} > 1,024 bytes; set VPCHECK_MAX_SERIES_BYTES to raise "
+                   "it)\n")
+
+
 def test_concurrent_series_runs_on_one_repository(tmp_path: Path) -> None:
     """Each run has its own temporary index and object directory: no interference."""
     repo = make_repo(FIXTURES / "trees" / "pre-rfc", tmp_path / "repo")

@@ -310,7 +310,11 @@ def _inputs(inputs: list[str], stdin: bytes | None):
 
 
 def _read(p: Path) -> bytes:
+    """A patch or mbox file, refused past the series-size limit before it is read."""
+    from ..limits import check
+
     try:
+        check("series_bytes", p.stat().st_size, str(p))
         return p.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{p}: no such file") from None
