@@ -98,7 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap.add_argument("--version", action="version", version=f"vpcheck {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_check(sub)
+    _add_series(sub)
+    _add_hook(sub)
+    _add_model(sub)
+    _add_history(sub)
+    _add_rules(sub)
+    return ap
 
+
+def _add_check(sub) -> None:
     c = sub.add_parser("check", help="check a kernel tree (directory, revision, tarball, remote)")
     c.add_argument("path", nargs="?", help="kernel tree, git repo (with --rev) or tarball")
     c.add_argument("--rev", help="read this revision from the git objects (no checkout)")
@@ -107,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(c)
     c.set_defaults(func=cmd_check)
 
+
+def _add_series(sub) -> None:
     s = sub.add_parser(
         "series", help="check a patch series against its base, patch by patch",
         description="Apply each patch on the commit it was written against (nothing is "
@@ -138,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(s)
     s.set_defaults(func=cmd_series)
 
+
+def _add_hook(sub) -> None:
     h = sub.add_parser("hook", help="install git hooks (send-email, pre-commit) that run vpcheck",
                        description="Install a git hook that runs this installation of vpcheck "
                        "(by absolute path: no PATH or activated virtualenv needed).")
@@ -153,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     hr.add_argument("--repo", default=".", help="the repository (default: .)")
     h.set_defaults(func=cmd_hook)
 
+
+def _add_model(sub) -> None:
     m = sub.add_parser("model", help="the ID -> packed slot table of one configuration")
     m.add_argument("--tree", help="kernel tree (default: the bundled example, the RFC applied)")
     m.add_argument("--rev", help="read the tree at this git revision")
@@ -167,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--svg", metavar="FILE", help="also write the occupancy picture")
     m.set_defaults(func=cmd_model)
 
+
+def _add_history(sub) -> None:
     h = sub.add_parser("history", help="which commit introduced, and which fixed, each finding")
     h.add_argument("range", nargs="?", metavar="REV_RANGE",
                    help="BASE..HEAD, or REV for its whole history (default: HEAD)")
@@ -182,13 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     h.set_defaults(func=cmd_history)
 
+
+def _add_rules(sub) -> None:
     r = sub.add_parser("rules", help="list the rules")
     r.set_defaults(func=cmd_rules)
     e = sub.add_parser("explain", help="show a rule's rationale")
     e.add_argument("rule_id")
     e.set_defaults(func=cmd_explain)
-    return ap
-
 
 def _threshold(findings, severity: str):
     from .findings import severity_rank
