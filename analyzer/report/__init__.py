@@ -7,37 +7,12 @@ stdout, one module per format. ``checkpatch`` prints finding lines only
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
 
-from ..findings import Finding
 from ..ruleset import Rule
+from .result import PLAIN, Result, Style, counterexample, plural
 
 FORMATS = ("text", "json", "gcc", "checkpatch", "sarif", "github")
-
-
-@dataclass(frozen=True)
-class Result:
-    target: str
-    findings: Sequence[Finding]
-    summary: Mapping[str, Any]
-    fixed: Sequence[Finding] | None = None  # not None in series mode
-    # (patch index, path, line in the new file) -> line number inside the patch file
-    patch_lines: Mapping[tuple[int, str, int], int] = field(default_factory=dict)
-    mode: str = "check"  # "check" or "series": SARIF's automationDetails and baselineState
-
-
-@dataclass(frozen=True)
-class Style:
-    """How the reader wants it: colour (a terminal without NO_COLOR), the fix diffs."""
-
-    color: bool = False
-    fixes: bool = True
-    quiet: bool = False  # nothing at all when clean (hooks: git prints what they say)
-
-
-PLAIN = Style()
 
 
 def render(fmt: str, result: Result, rules: Sequence[Rule], terse: bool = False,
@@ -57,23 +32,4 @@ def render(fmt: str, result: Result, rules: Sequence[Rule], terse: bool = False,
     return jsonout.as_json(result)
 
 
-def counterexample(f: Finding) -> str:
-    """``k=v, k=v``: the configuration and values that reach the bug."""
-    if not f.counterexample:
-        return ""
-    return ", ".join(f"{k}={v}" for k, v in f.counterexample.items())
-
-
-def plural(n: int, word: str) -> str:
-    if word == "info":  # uncountable: "1 info", "3 info"
-        return f"{n} info"
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-# names other modules import from ``analyzer.report`` (kept when it became a package)
-from .checkpatch import LEVEL as CHECKPATCH_LEVEL  # noqa: E402
-from .jsonout import finding_dict  # noqa: E402
-from .sarif import LEVEL as SARIF_LEVEL  # noqa: E402
-
-__all__ = ["CHECKPATCH_LEVEL", "FORMATS", "PLAIN", "SARIF_LEVEL", "Result", "Style",
-           "counterexample", "finding_dict", "plural", "render"]
+__all__ = ["FORMATS", "PLAIN", "Result", "Style", "counterexample", "plural", "render"]

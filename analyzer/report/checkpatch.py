@@ -8,7 +8,7 @@ all is printed for a clean result.
 from __future__ import annotations
 
 from ..findings import Finding
-from . import Result
+from .result import Result
 
 LEVEL = {"error": "ERROR", "warning": "WARNING", "info": "CHECK"}
 

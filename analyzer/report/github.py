@@ -5,7 +5,7 @@ The runner turns each line into an annotation on the pull request's diff.
 
 from __future__ import annotations
 
-from . import Result, counterexample
+from .result import Result, counterexample
 
 LEVEL = {"error": "error", "warning": "warning", "info": "notice"}
 

@@ -15,7 +15,10 @@ from typing import Any
 
 from ..history import Commit, Entry, History, Interval, fixes_tag
 from ..ruleset import Rule
-from . import CHECKPATCH_LEVEL, Result, finding_dict, render
+from . import render
+from .checkpatch import LEVEL as CHECKPATCH_LEVEL
+from .jsonout import finding_dict
+from .result import Result
 
 FORMATS = ("text", "json", "sarif")
 

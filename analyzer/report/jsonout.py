@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import __version__
 from ..findings import Finding
-from . import Result
+from .result import Result
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:

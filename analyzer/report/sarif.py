@@ -21,7 +21,7 @@ from typing import Any
 from .. import __version__
 from ..findings import Finding
 from ..ruleset import Rule
-from . import Result, counterexample
+from .result import Result, counterexample
 
 LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 _HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@")

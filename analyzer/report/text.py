@@ -12,7 +12,7 @@ import textwrap
 from collections.abc import Iterator
 
 from ..findings import Finding
-from . import PLAIN, Result, Style, counterexample, plural
+from .result import PLAIN, Result, Style, counterexample, plural
 
 WIDTH = 120
 INDENT = "    "

@@ -1,0 +1,45 @@
+"""What every format renders: the result of one run, and how the reader wants it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..findings import Finding
+
+
+@dataclass(frozen=True)
+class Result:
+    target: str
+    findings: Sequence[Finding]
+    summary: Mapping[str, Any]
+    fixed: Sequence[Finding] | None = None  # not None in series mode
+    # (patch index, path, line in the new file) -> line number inside the patch file
+    patch_lines: Mapping[tuple[int, str, int], int] = field(default_factory=dict)
+    mode: str = "check"  # "check" or "series": SARIF's automationDetails and baselineState
+
+
+@dataclass(frozen=True)
+class Style:
+    """How the reader wants it: colour (a terminal without NO_COLOR), the fix diffs."""
+
+    color: bool = False
+    fixes: bool = True
+    quiet: bool = False  # nothing at all when clean (hooks: git prints what they say)
+
+
+PLAIN = Style()
+
+
+def counterexample(f: Finding) -> str:
+    """``k=v, k=v``: the configuration and values that reach the bug."""
+    if not f.counterexample:
+        return ""
+    return ", ".join(f"{k}={v}" for k, v in f.counterexample.items())
+
+
+def plural(n: int, word: str) -> str:
+    if word == "info":  # uncountable: "1 info", "3 info"
+        return f"{n} info"
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
