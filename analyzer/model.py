@@ -11,6 +11,7 @@ supplied: ``NR_CPUS``, ``threads_per_subcore``, the guest's stride
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -126,6 +127,12 @@ class Tree:
     def configs(self, nr_cpus=None, layouts: bool = True) -> list[Config]:
         return list(sweep(self.profile, nr_cpus, layouts))
 
+    @functools.cache  # noqa: B019
+    def call_graph(self) -> Mapping[str, tuple[str, frozenset[str]]]:
+        """Function -> (digest of its text, the names it calls), once per snapshot."""
+        return {name: _calls_in(cparse.text(node))
+                for name, (node, _) in self.program.functions.items()}
+
 
 @functools.lru_cache(maxsize=8)
 def tree(facts: Facts, prof: Profile | None = None) -> Tree:
@@ -148,35 +155,43 @@ def tree(facts: Facts, prof: Profile | None = None) -> Tree:
 
 def signature(t: Tree, roots: set[str], mentioned: set[str] = frozenset()) -> str:
     """A digest of everything a model-backed verdict can depend on: the text and
-    place of every function reachable through calls from ``roots`` or from a
+    file of every function reachable through calls from ``roots`` or from a
     function that calls one of ``mentioned`` (the allocator, the sanitizers),
     and the chosen macro values.
 
     A patch that touches none of it leaves the verdict unchanged, so series
-    mode reuses it instead of sweeping again.
+    mode reuses it instead of sweeping again. Line numbers are left out: a
+    function that only moved gives the same verdict at new lines, which the
+    runner re-locates (:func:`analyzer.checks.relocate`).
     """
     import hashlib
-    import re
 
-    texts = {name: cparse.text(node) for name, (node, _) in t.program.functions.items()}
-    todo = {n for n in roots if n in texts}
-    todo |= {f for f, body in texts.items()
-             if any(re.search(rf"\b{re.escape(n)}\s*\(", body) for n in mentioned)}
+    graph = t.call_graph()
+    todo = {n for n in roots if n in graph}
+    todo |= {f for f, (_, callees) in graph.items() if callees & mentioned}
     seen: set[str] = set()
     while todo:
         name = todo.pop()
         seen.add(name)
-        for callee in re.findall(r"\b(\w+)\s*\(", texts[name]):
-            if callee in texts and callee not in seen:
-                todo.add(callee)
+        todo |= {c for c in graph[name][1] if c in graph and c not in seen}
     h = hashlib.sha1()
     for name in sorted(seen):
-        f = t.facts.functions[name]
-        h.update(f"{name}\0{f.path}\0{f.line}\0{texts[name]}\0".encode())
+        h.update(f"{name}\0{t.facts.functions[name].path}\0{graph[name][0]}\0".encode())
     for name, value in sorted(t.program.defines.items()):
         h.update(f"{name}={value}\0".encode())
     return h.hexdigest()
 
+
+_CALL = re.compile(r"\b(\w+)\s*\(")
+
+
+@functools.lru_cache(maxsize=16384)
+def _calls_in(text: str) -> tuple[str, frozenset[str]]:
+    """(digest, names called) of one function's text: shared by every snapshot
+    in which the function is unchanged, so a series scans each version once."""
+    import hashlib
+
+    return hashlib.sha1(text.encode()).hexdigest(), frozenset(_CALL.findall(text))
 
 
 def pack_problems(t: Tree, pack, cfg: Config, ids, known: dict | None = None):

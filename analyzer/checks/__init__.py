@@ -14,6 +14,7 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import replace
 
+from .. import relocate
 from ..errors import ModelLimit
 from ..facts import Facts
 from ..findings import Finding, fingerprinted, without_lines
@@ -43,14 +44,17 @@ def run(rules: Iterable, facts: Facts, reuse: bool = False) -> list[Finding]:
     return fingerprinted(replace(f, snippet=_line_text(facts, f.path, f.line)) for f in found)
 
 
-_VERDICTS: dict[tuple, list[Finding]] = {}
+_VERDICTS: dict[tuple, tuple[list[Finding], relocate.Origin]] = {}
 
 
 def _run_one(rule, spec: Spec, facts: Facts, reuse: bool) -> list[Finding]:
-    """Run one check; a verdict is reused while nothing its declared inputs read changes."""
+    """Run one check; a verdict is reused while nothing its declared inputs read
+    changes, at the lines its functions moved to."""
     key = _key(rule, spec, facts) if reuse and spec.reads else None
     if key is not None and key in _VERDICTS:
-        return _VERDICTS[key]
+        moved = relocate.move(*_VERDICTS[key], facts)
+        if moved is not None:
+            return moved
     try:
         out = list(spec.fn(rule, facts))
     except ModelLimit as e:
@@ -58,7 +62,7 @@ def _run_one(rule, spec: Spec, facts: Facts, reuse: bool) -> list[Finding]:
     if key is not None:
         if len(_VERDICTS) > 256:
             _VERDICTS.clear()
-        _VERDICTS[key] = out
+        _VERDICTS[key] = out, relocate.origin(facts, out)
     return out
 
 

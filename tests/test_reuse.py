@@ -1,0 +1,71 @@
+"""Series mode reuses a model verdict while what the check reads is unchanged, and
+moves its findings to the lines their functions moved to."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from analyzer import checks, facts, ruleset, source
+from analyzer.checks import registry
+
+from .conftest import FIXTURES
+
+TREE = FIXTURES / "rules" / "vp-block-bound" / "raw-check"
+XIVE = "arch/powerpc/kvm/book3s_xive.c"
+
+
+@pytest.fixture
+def sweeps(monkeypatch) -> dict[str, int]:
+    """How often each model-backed check really ran (not served from the verdict cache)."""
+    count: dict[str, int] = {}
+    monkeypatch.setattr(checks, "_VERDICTS", {})
+    for name, spec in list(registry.discover().items()):
+        if not spec.reads:
+            continue
+
+        def counted(rule, fx, _fn=spec.fn, _name=name):
+            count[_name] = count.get(_name, 0) + 1
+            return _fn(rule, fx)
+
+        monkeypatch.setitem(registry.CHECKS, name, replace(spec, fn=counted))
+    return count
+
+
+def _edited(snap: source.Snapshot, old: bytes, new: bytes) -> source.Snapshot:
+    data = snap.files[XIVE]
+    assert old in data
+    return snap.with_files({XIVE: data.replace(old, new, 1)}, snap.target + "+1")
+
+
+def _run(snap: source.Snapshot, reuse: bool = True):
+    rules = ruleset.select(["vp-block-bound"])
+    return checks.run(rules, facts.extract(snap, ruleset.tokens(rules)), reuse=reuse)
+
+
+def _lines(found) -> list[tuple[int, tuple[int, ...]]]:
+    return [(f.line, tuple(n.line for n in f.notes)) for f in found]
+
+
+def test_a_comment_above_moves_findings_without_a_new_sweep(sweeps) -> None:
+    base = source.from_directory(TREE)
+    shifted = _edited(base, b"#include", b"/* a comment */\n#include")
+    first = _run(base)
+    assert first and sweeps == {"vp_block_bound": 1}
+    moved = _run(shifted)
+    assert sweeps == {"vp_block_bound": 1}, "a line shift must not sweep the model again"
+    assert _lines(moved) == [(f.line + 1, tuple(n.line + 1 for n in f.notes)) for f in first]
+    fresh = _run(shifted, reuse=False)
+    assert sweeps == {"vp_block_bound": 2}
+    assert moved == fresh
+    assert [(f.snippet, f.fingerprint) for f in moved] == [(f.snippet, f.fingerprint)
+                                                          for f in fresh]
+
+
+def test_a_changed_function_sweeps_again(sweeps) -> None:
+    base = source.from_directory(TREE)
+    _run(base)
+    _run(_edited(base, b"vp_id = kvmppc_xive_vp(xive, cpu);",
+                 b"vp_id = kvmppc_xive_vp(xive, cpu); (void)0;"))
+    assert sweeps == {"vp_block_bound": 2}
