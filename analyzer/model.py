@@ -96,16 +96,26 @@ class Tree:
     defines: Mapping[str, Define] = field(default_factory=dict)
     profile: Profile = field(default_factory=profile_mod.load)
 
+    # Compiled code, per Tree and dropped with it (a functools.cache on a method
+    # would keep every snapshot's Tree, facts and parse trees alive for good).
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _once(self, key: tuple, make):
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
     def function(self, name: str) -> Function | None:
         return self.facts.functions.get(name)
 
-    @functools.cache  # noqa: B019 - Tree is immutable and lives as long as its facts
     def compiled(self, name: str):
-        return ceval.compile_function(self.program, name)
+        return self._once(("fn", name), lambda: ceval.compile_function(self.program, name))
 
-    @functools.cache  # noqa: B019
     def expr(self, text: str):
         """A C expression of the tree, compiled; free names are read from ``env``."""
+        return self._once(("expr", text), lambda: self._expr(text))
+
+    def _expr(self, text: str):
         src = f"long long __vpcheck_expr(void) {{ return ({text}); }}\n".encode()
         fn = cparse.parse(src).root_node.children[0]
         functions = dict(self.program.functions)
@@ -127,14 +137,8 @@ class Tree:
     def configs(self, nr_cpus=None, layouts: bool = True) -> list[Config]:
         return list(sweep(self.profile, nr_cpus, layouts))
 
-    @functools.cache  # noqa: B019
-    def call_graph(self) -> Mapping[str, tuple[str, frozenset[str]]]:
-        """Function -> (digest of its text, the names it calls), once per snapshot."""
-        return {name: _calls_in(cparse.text(node))
-                for name, (node, _) in self.program.functions.items()}
 
-
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)
 def tree(facts: Facts, prof: Profile | None = None) -> Tree:
     """The model of one snapshot's facts (shared by every model-backed rule)."""
     prof = prof or profile_mod.load()
@@ -153,7 +157,8 @@ def tree(facts: Facts, prof: Profile | None = None) -> Tree:
     return Tree(facts, ceval.Program(functions, defines.values(chosen), macros), chosen, prof)
 
 
-def signature(t: Tree, roots: set[str], mentioned: set[str] = frozenset()) -> str:
+def signature(facts: Facts, prof: Profile, roots: set[str],
+              mentioned: set[str] = frozenset()) -> str:
     """A digest of everything a model-backed verdict can depend on: the text and
     file of every function reachable through calls from ``roots`` or from a
     function that calls one of ``mentioned`` (the allocator, the sanitizers),
@@ -162,11 +167,12 @@ def signature(t: Tree, roots: set[str], mentioned: set[str] = frozenset()) -> st
     A patch that touches none of it leaves the verdict unchanged, so series
     mode reuses it instead of sweeping again. Line numbers are left out: a
     function that only moved gives the same verdict at new lines, which the
-    runner re-locates (:func:`analyzer.checks.relocate`).
+    runner re-locates (:mod:`analyzer.relocate`). Read from the facts and the
+    file bytes, not from parse trees: a reused verdict needs none.
     """
     import hashlib
 
-    graph = t.call_graph()
+    graph, values = _index(facts, prof)
     todo = {n for n in roots if n in graph}
     todo |= {f for f, (_, callees) in graph.items() if callees & mentioned}
     seen: set[str] = set()
@@ -176,10 +182,23 @@ def signature(t: Tree, roots: set[str], mentioned: set[str] = frozenset()) -> st
         todo |= {c for c in graph[name][1] if c in graph and c not in seen}
     h = hashlib.sha1()
     for name in sorted(seen):
-        h.update(f"{name}\0{t.facts.functions[name].path}\0{graph[name][0]}\0".encode())
-    for name, value in sorted(t.program.defines.items()):
+        h.update(f"{name}\0{facts.functions[name].path}\0{graph[name][0]}\0".encode())
+    for name, value in values:
         h.update(f"{name}={value}\0".encode())
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=2)
+def _index(facts: Facts, prof: Profile) -> tuple[dict, tuple]:
+    """Per snapshot, shared by its rules: the active functions -> (digest of their
+    text, the names they call), and the chosen macro values."""
+    graph = {}
+    for f in facts.functions.values():
+        if defines.active(f.conds, prof.kconfig, prof.arch_defined):
+            text = facts.snapshot.files[f.path][f.start_byte:f.end_byte]
+            graph[f.name] = _calls_in(text.decode("utf-8", "replace"))
+    chosen = defines.select(facts.all("defines"), prof.kconfig, prof.arch_defined)
+    return graph, tuple(sorted(defines.values(chosen).items()))
 
 
 _CALL = re.compile(r"\b(\w+)\s*\(")

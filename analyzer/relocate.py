@@ -128,9 +128,11 @@ def _certain(was: Origin, facts: Facts, path: str, line: int) -> int:
 
 
 def _bare(was: Origin, facts: Facts, f: Finding, line: int) -> int:
-    """``line N`` without a path: it must mean one place among the finding's files."""
+    """``line N`` without a path: the place of the finding or a note at that line,
+    else it must mean one place among the finding's files."""
+    at = {n.path for n in f.notes if n.line == line} | ({f.path} if f.line == line else set())
     inside = {p for p in _paths(f) if was.spans.get((p, line)) is not None}
-    found = {_line(was, facts, p, line) for p in (inside or _paths(f))}
+    found = {_line(was, facts, p, line) for p in (at or inside or _paths(f))}
     if len(found) != 1 or None in found:
         raise Unmovable(f"line {line}")
     return found.pop()

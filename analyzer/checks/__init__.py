@@ -80,9 +80,8 @@ def _key(rule, spec: Spec, facts: Facts) -> tuple:
         mentioned |= set(prof.sanitizers)
     if "allocation" in spec.reads and found.allocation is not None:
         roots.add(found.allocation.function or "")
-    t = model.tree(facts, prof)
     return (rule.id, repr(sorted(rule.params.items())),
-            model.signature(t, roots, mentioned))
+            model.signature(facts, prof, roots, mentioned))
 
 
 def _model_limit(rule, facts: Facts, e: ModelLimit) -> Finding:
