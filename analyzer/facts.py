@@ -335,7 +335,7 @@ _TOP = frozenset({"function_definition", "preproc_def", "preproc_function_def",
                   "preproc_include"})
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=2)  # the extractors of one file share it; a root pins its tree
 def _top_level(root: Node) -> dict[str, list[Node]]:
     """Definitions, macros and includes outside function bodies, by node type: a walk
     over the top level (and #if blocks) instead of whole-tree queries."""
