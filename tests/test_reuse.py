@@ -69,3 +69,20 @@ def test_a_changed_function_sweeps_again(sweeps) -> None:
     _run(_edited(base, b"vp_id = kvmppc_xive_vp(xive, cpu);",
                  b"vp_id = kvmppc_xive_vp(xive, cpu); (void)0;"))
     assert sweeps == {"vp_block_bound": 2}
+
+
+def test_a_line_outside_any_function_of_a_changed_file_is_not_guessed() -> None:
+    from analyzer import relocate
+    from analyzer.findings import Finding
+
+    base = source.from_directory(TREE)
+    shifted = _edited(base, b"#include", b"/* a comment */\n#include")
+    old, new = facts.extract(base), facts.extract(shifted)
+    fn = old.functions["kvmppc_xive_connect_vcpu"]
+    inside = Finding("r", "warning", XIVE, fn.line + 1, 1, fn.name, f"see line {fn.line}")
+    outside = replace(inside, line=1, message="at the top")
+    was = relocate.origin(old, [inside, outside])
+    assert relocate.move([inside], was, new) == [
+        replace(inside, line=fn.line + 2, message=f"see line {fn.line + 1}")]
+    assert relocate.move([inside, outside], was, new) is None
+    assert relocate.move([inside, outside], was, old) == [inside, outside]
