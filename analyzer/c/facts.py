@@ -242,34 +242,54 @@ def extract(snapshot: Snapshot, tokens: Iterable[bytes] | None = None,
     tokens = (tuple(tokens) if tokens is not None else _default_tokens()) + (
         fields.block_base.encode(), fields.table.encode())
     files = {}
+    scans = {}
     for path, data in snapshot.files.items():
         check_utf8(path, data)
-        if any(tok in data for tok in tokens):
-            files[path] = extract_file(path, data, fields)
-    words = _words(tuple(snapshot.files[p] for p in files))
+        blob = cparse.blob_id(data)
+        scans[path] = scan = _scan(blob, data, tokens)
+        if scan.mentions:
+            files[path] = _extract_cached(path, blob, data, fields)
+    used = frozenset().union(*(scans[p].used for p in files))
+    words = used - frozenset().union(*(scans[p].defined for p in files))
     for path, data in snapshot.files.items():
         if path in files:
             continue
-        if path.endswith(".h") and _defines_used(data, words):
-            files[path] = extract_file(path, data, fields)
+        if path.endswith(".h") and not scans[path].defined.isdisjoint(words):
+            # a header that defines a macro the parsed files use (MAX_SMT_THREADS)
+            files[path] = _extract_cached(path, scans[path].blob, data, fields)
         else:
-            files[path] = FileFacts(path, cparse.blob_id(data), parsed=False, errors=0)
+            files[path] = FileFacts(path, scans[path].blob, parsed=False, errors=0)
     return Facts(snapshot, files, fields)
 
 
-def _words(datas: tuple[bytes, ...]) -> frozenset[bytes]:
-    """Macro-like names (upper case) the files use but do not define."""
-    used = {w for d in datas for w in _MACRO_WORD.findall(d)}
-    return frozenset(used - {n for d in datas for n in _DEFINE.findall(d)})
+@dataclass(frozen=True)
+class _Scan:
+    """What extraction learns from a file's bytes before parsing it."""
+
+    blob: str
+    mentions: bool  # holds one of the tokens: parsed
+    used: frozenset[bytes]  # macro-like names (upper case) it uses
+    defined: frozenset[bytes]  # names it #defines
+
+
+_SCANS: dict[tuple[str, tuple[bytes, ...]], _Scan] = {}
+
+
+def _scan(blob: str, data: bytes, tokens: tuple[bytes, ...]) -> _Scan:
+    """Scanned once per file version: a series snapshot shares most of its files
+    with the previous one, and only their ids are kept here, not their bytes."""
+    got = _SCANS.get((blob, tokens))
+    if got is None:
+        if len(_SCANS) > 4096:
+            _SCANS.clear()
+        got = _SCANS[blob, tokens] = _Scan(
+            blob, any(tok in data for tok in tokens), frozenset(_MACRO_WORD.findall(data)),
+            frozenset(_DEFINE.findall(data)))
+    return got
 
 
 _MACRO_WORD = re.compile(rb"\b[A-Z_][A-Z0-9_]{2,}\b")
 _DEFINE = re.compile(rb"^\s*#\s*define\s+(\w+)", re.M)
-
-
-def _defines_used(data: bytes, words: frozenset[bytes]) -> bool:
-    """A header that defines a macro the parsed files use (``MAX_SMT_THREADS``)."""
-    return any(name in words for name in _DEFINE.findall(data))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -335,7 +355,7 @@ _TOP = frozenset({"function_definition", "preproc_def", "preproc_function_def",
                   "preproc_include"})
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=2)  # the extractors of one file share it; a root pins its tree
 def _top_level(root: Node) -> dict[str, list[Node]]:
     """Definitions, macros and includes outside function bodies, by node type: a walk
     over the top level (and #if blocks) instead of whole-tree queries."""

@@ -38,7 +38,7 @@ def blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=24)  # a snapshot's parsed files; older versions go
 def _parse_cached(key: str, data: bytes) -> Tree:
     return Parser(C).parse(preprocess(data))
 

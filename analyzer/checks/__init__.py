@@ -14,6 +14,7 @@ import fnmatch
 from collections.abc import Iterable
 from dataclasses import replace
 
+from .. import relocate
 from ..c.facts import Facts
 from ..errors import ModelLimit
 from ..findings import Finding, fingerprinted, without_lines
@@ -43,14 +44,17 @@ def run(rules: Iterable, facts: Facts, reuse: bool = False) -> list[Finding]:
     return fingerprinted(replace(f, snippet=_line_text(facts, f.path, f.line)) for f in found)
 
 
-_VERDICTS: dict[tuple, list[Finding]] = {}
+_VERDICTS: dict[tuple, tuple[list[Finding], relocate.Origin]] = {}
 
 
 def _run_one(rule, spec: Spec, facts: Facts, reuse: bool) -> list[Finding]:
-    """Run one check; a verdict is reused while nothing its declared inputs read changes."""
+    """Run one check; a verdict is reused while nothing its declared inputs read
+    changes, at the lines its functions moved to."""
     key = _key(rule, spec, facts) if reuse and spec.reads else None
     if key is not None and key in _VERDICTS:
-        return _VERDICTS[key]
+        moved = relocate.move(*_VERDICTS[key], facts)
+        if moved is not None:
+            return moved
     try:
         out = list(spec.fn(rule, facts))
     except ModelLimit as e:
@@ -58,7 +62,7 @@ def _run_one(rule, spec: Spec, facts: Facts, reuse: bool) -> list[Finding]:
     if key is not None:
         if len(_VERDICTS) > 256:
             _VERDICTS.clear()
-        _VERDICTS[key] = out
+        _VERDICTS[key] = out, relocate.origin(facts, out)
     return out
 
 
@@ -77,9 +81,8 @@ def _key(rule, spec: Spec, facts: Facts) -> tuple:
         mentioned |= set(prof.sanitizers)
     if "allocation" in spec.reads and found.allocation is not None:
         roots.add(found.allocation.function or "")
-    t = model.tree(facts, prof)
     return (rule.id, repr(sorted(rule.params.items())),
-            model.signature(t, roots, mentioned))
+            model.signature(facts, prof, roots, mentioned))
 
 
 def _model_limit(rule, facts: Facts, e: ModelLimit) -> Finding:

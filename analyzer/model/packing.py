@@ -11,6 +11,7 @@ supplied: ``NR_CPUS``, ``threads_per_subcore``, the guest's stride
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -97,16 +98,26 @@ class Tree:
     defines: Mapping[str, Define] = field(default_factory=dict)
     profile: Profile = field(default_factory=profile_mod.load)
 
+    # Compiled code, per Tree and dropped with it (a functools.cache on a method
+    # would keep every snapshot's Tree, facts and parse trees alive for good).
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _once(self, key: tuple, make):
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
     def function(self, name: str) -> Function | None:
         return self.facts.functions.get(name)
 
-    @functools.cache  # noqa: B019 - Tree is immutable and lives as long as its facts
     def compiled(self, name: str):
-        return ceval.compile_function(self.program, name)
+        return self._once(("fn", name), lambda: ceval.compile_function(self.program, name))
 
-    @functools.cache  # noqa: B019
     def expr(self, text: str):
         """A C expression of the tree, compiled; free names are read from ``env``."""
+        return self._once(("expr", text), lambda: self._expr(text))
+
+    def _expr(self, text: str):
         src = f"long long __vpcheck_expr(void) {{ return ({text}); }}\n".encode()
         fn = cparse.parse(src).root_node.children[0]
         functions = dict(self.program.functions)
@@ -129,7 +140,7 @@ class Tree:
         return list(sweep(self.profile, nr_cpus, layouts))
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)
 def tree(facts: Facts, prof: Profile | None = None) -> Tree:
     """The model of one snapshot's facts (shared by every model-backed rule)."""
     prof = prof or profile_mod.load()
@@ -148,37 +159,60 @@ def tree(facts: Facts, prof: Profile | None = None) -> Tree:
     return Tree(facts, ceval.Program(functions, defines.values(chosen), macros), chosen, prof)
 
 
-def signature(t: Tree, roots: set[str], mentioned: set[str] = frozenset()) -> str:
+def signature(facts: Facts, prof: Profile, roots: set[str],
+              mentioned: set[str] = frozenset()) -> str:
     """A digest of everything a model-backed verdict can depend on: the text and
-    place of every function reachable through calls from ``roots`` or from a
+    file of every function reachable through calls from ``roots`` or from a
     function that calls one of ``mentioned`` (the allocator, the sanitizers),
     and the chosen macro values.
 
     A patch that touches none of it leaves the verdict unchanged, so series
-    mode reuses it instead of sweeping again.
+    mode reuses it instead of sweeping again. Line numbers are left out: a
+    function that only moved gives the same verdict at new lines, which the
+    runner re-locates (:mod:`analyzer.relocate`). Read from the facts and the
+    file bytes, not from parse trees: a reused verdict needs none.
     """
     import hashlib
-    import re
 
-    texts = {name: cparse.text(node) for name, (node, _) in t.program.functions.items()}
-    todo = {n for n in roots if n in texts}
-    todo |= {f for f, body in texts.items()
-             if any(re.search(rf"\b{re.escape(n)}\s*\(", body) for n in mentioned)}
+    graph, values = _index(facts, prof)
+    todo = {n for n in roots if n in graph}
+    todo |= {f for f, (_, callees) in graph.items() if callees & mentioned}
     seen: set[str] = set()
     while todo:
         name = todo.pop()
         seen.add(name)
-        for callee in re.findall(r"\b(\w+)\s*\(", texts[name]):
-            if callee in texts and callee not in seen:
-                todo.add(callee)
+        todo |= {c for c in graph[name][1] if c in graph and c not in seen}
     h = hashlib.sha1()
     for name in sorted(seen):
-        f = t.facts.functions[name]
-        h.update(f"{name}\0{f.path}\0{f.line}\0{texts[name]}\0".encode())
-    for name, value in sorted(t.program.defines.items()):
+        h.update(f"{name}\0{facts.functions[name].path}\0{graph[name][0]}\0".encode())
+    for name, value in values:
         h.update(f"{name}={value}\0".encode())
     return h.hexdigest()
 
+
+@functools.lru_cache(maxsize=2)
+def _index(facts: Facts, prof: Profile) -> tuple[dict, tuple]:
+    """Per snapshot, shared by its rules: the active functions -> (digest of their
+    text, the names they call), and the chosen macro values."""
+    graph = {}
+    for f in facts.functions.values():
+        if defines.active(f.conds, prof.kconfig, prof.arch_defined):
+            text = facts.snapshot.files[f.path][f.start_byte:f.end_byte]
+            graph[f.name] = _calls_in(text.decode("utf-8", "replace"))
+    chosen = defines.select(facts.all("defines"), prof.kconfig, prof.arch_defined)
+    return graph, tuple(sorted(defines.values(chosen).items()))
+
+
+_CALL = re.compile(r"\b(\w+)\s*\(")
+
+
+@functools.lru_cache(maxsize=16384)
+def _calls_in(text: str) -> tuple[str, frozenset[str]]:
+    """(digest, names called) of one function's text: shared by every snapshot
+    in which the function is unchanged, so a series scans each version once."""
+    import hashlib
+
+    return hashlib.sha1(text.encode()).hexdigest(), frozenset(_CALL.findall(text))
 
 
 def pack_problems(t: Tree, pack, cfg: Config, ids, known: dict | None = None):

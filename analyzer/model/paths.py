@@ -532,7 +532,7 @@ class CreatePath:
     flow: IdFlow | None = None
 
     def slot(self, config: model.Config, vid: int) -> Slot:
-        env = dict(self._base_env(config))
+        env = dict(_base_env(self.pointers, config, ()))
         for n in self.entry_names:
             env[n] = vid
         if self.flow.field:
@@ -553,10 +553,6 @@ class CreatePath:
             if not self._holds(g, env):
                 return Slot(False, value, events, g.line)
         return Slot(True, value, events)
-
-    @functools.cache  # noqa: B019 - CreatePath is immutable
-    def _base_env(self, config: model.Config) -> dict[str, int]:
-        return config.env(**{p: 0 for p in self.pointers})
 
     def _holds(self, guard, env) -> bool:
         return holds(self.tree, guard, env, self.flow, self.function)

@@ -46,7 +46,7 @@ class Roles:
         return ()
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)
 def find(facts: Facts, prof) -> Roles:
     helpers = tuple(sorted({h.name for h in facts.all("vp_helpers")}))
     return Roles(_pack(facts) or _folding(facts, prof.count), helpers,

@@ -248,8 +248,11 @@ def apply_series(repo_path: str, patches: Sequence[Patch], base: str | None,
     return Series(base_snap, tuple(steps))
 
 
-def _relevant_files(repo: Repo, base: Base) -> dict[str, bytes]:
-    """The relevant files of the base commit, with the preimage overrides applied."""
+def _relevant_files(repo: Repo, base: Base,
+                    known: dict[str, bytes | None] | None = None) -> dict[str, bytes]:
+    """The relevant files of the base commit, with the preimage overrides applied.
+    ``known``: blob id -> bytes already read (commits of a range share most files:
+    each version is read, and held, once)."""
     out = repo.run("ls-tree", "-r", "-z", "--full-tree", base.commit, "--", *RELEVANT_DIRS)
     entries = {}
     for rec in out.split(b"\0"):
@@ -264,9 +267,10 @@ def _relevant_files(repo: Repo, base: Base) -> dict[str, bytes]:
                 entries.pop(path, None)
             else:
                 entries[path] = sha
-    paths = sorted(entries)
-    return {p: d for p, d in zip(paths, repo.blobs(entries[p] for p in paths), strict=True)
-            if d is not None}
+    known = {} if known is None else known
+    missing = list(dict.fromkeys(sha for sha in entries.values() if sha not in known))
+    known.update(zip(missing, repo.blobs(missing), strict=True))
+    return {p: known[entries[p]] for p in sorted(entries) if known[entries[p]] is not None}
 
 
 def worktree_patch(repo_path: str, staged: bool) -> tuple[Patch, str]:
@@ -293,11 +297,12 @@ def range_series(repo_path: str, rev_range: str) -> Series:
     if not commits:
         raise InputError(f"{rev_range}: empty range")
     steps = []
+    known: dict[str, bytes | None] = {}
     for i, (sha, subject) in enumerate(commits, 1):
         p = Patch(i, len(commits), subject, sha[:12], "")
-        files = _relevant_files(repo, Base(sha, sha[:12], {}))
+        files = _relevant_files(repo, Base(sha, sha[:12], {}), known)
         steps.append(Step(p, Snapshot(f"{repo_path}@{sha[:12]}", files)))
-    files = _relevant_files(repo, Base(base, base_rev, {}))
+    files = _relevant_files(repo, Base(base, base_rev, {}), known)
     return Series(Snapshot(f"{repo_path}@{base_rev}", files), tuple(steps))
 
 
