@@ -19,10 +19,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from .facts import Define
+
+@dataclass(frozen=True)
+class Define:
+    """One ``#define NAME VALUE`` and the preprocessor conditions it sits under."""
+
+    name: str
+    value: str
+    path: str
+    line: int
+    # The #if/#ifdef conditions it sits under, outermost first: (condition, must_hold).
+    # ``#ifdef X`` is ("defined(X)", True); an #else branch flips the polarity.
+    conds: tuple[tuple[str, bool], ...] = ()
+
 
 _DEFINED = re.compile(r"\b(?:defined|IS_ENABLED|IS_BUILTIN|IS_REACHABLE)\s*\(?\s*(\w+)\s*\)?")
 

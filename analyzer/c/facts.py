@@ -17,30 +17,13 @@ from tree_sitter import Node
 
 from ..sources.tree import Snapshot, check_utf8
 from . import parse as cparse
+from .defines import Define
 
 
 def _default_tokens() -> tuple[bytes, ...]:
     from .. import profile
 
     return tuple(t.encode() for t in profile.tokens(profile.load()))
-
-
-def __getattr__(name: str):
-    """``TOKENS``: the shipped profile's prefilter tokens (kept for older callers)."""
-    if name == "TOKENS":
-        return _default_tokens()
-    raise AttributeError(name)
-
-
-@dataclass(frozen=True)
-class Define:
-    name: str
-    value: str
-    path: str
-    line: int
-    # The #if/#ifdef conditions it sits under, outermost first: (condition, must_hold).
-    # ``#ifdef X`` is ("defined(X)", True); an #else branch flips the polarity.
-    conds: tuple[tuple[str, bool], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from .. import profile as profile_mod
 from ..c import defines
 from ..c import parse as cparse
-from ..c.facts import Define, Facts, Function
+from ..c.defines import Define
+from ..c.facts import Facts, Function
 from ..profile import Profile
 from . import ceval
 
