@@ -13,13 +13,11 @@ import os
 import resource
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-TARBALL = "/usr/src/linux-source-6.12.tar.xz"
-
+from realtree import TARBALL, extract  # noqa: E402
 
 NINE = ("arch/powerpc/include/asm/kvm_book3s.h", "arch/powerpc/include/asm/kvm_host.h",
         "include/linux/kvm_host.h", "arch/powerpc/kvm/book3s_hv.c",
@@ -46,18 +44,7 @@ def measure(argv: list[str], repeat: int = 5, floor: bool = False) -> tuple[floa
     return best, rss
 
 
-def extract(tarball: str, dest: str) -> str:
-    with tarfile.open(tarball, "r|xz") as tar:
-        for m in tar:
-            rel = m.name.partition("/")[2]
-            if m.isfile() and rel.startswith(("arch/powerpc/", "include/linux/kvm_host.h",
-                                              "virt/kvm/")):
-                m.name = rel
-                tar.extract(m, dest, filter="data")
-    return dest
-
-
-STREAMING = ("import sys; from analyzer import xztar, cli; "
+STREAMING = ("import sys; from analyzer import cli; from analyzer.sources import xztar; "
              "xztar.read_members = lambda *a, **k: None; sys.exit(cli.main(sys.argv[1:]))")
 
 
@@ -68,8 +55,8 @@ def tarball_figure(tarball: str) -> None:
 
     stats: dict = {}
     t = time.process_time()
-    xztar.read_members(tarball, lambda n: n if source.is_relevant(source._strip_top(n) or "")
-                       else None, stats=stats)
+    xztar.read_members(tarball, lambda n: r if (r := source.member_path(n, tarball)) and
+                       source.is_relevant(r) else None, stats=stats)
     reader = time.process_time() - t
     print(f"tarball: {stats.get('blocks', 1)} xz blocks, {stats.get('decompressed', 0) / 2**20:.0f}"
           f" of {stats.get('size', 0) / 2**20:.0f} MiB decompressed, reader {reader:.2f} s CPU")

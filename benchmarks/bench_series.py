@@ -18,7 +18,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -26,27 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from realtree import tree  # noqa: E402
+
 from tests.gitutil import git  # noqa: E402
 
 XIVE = "arch/powerpc/kvm/book3s_xive.c"
 HV = "arch/powerpc/kvm/book3s_hv.c"
-TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
-
-
-def tree(arg: str | None, tmp: Path) -> Path:
-    if arg:
-        return Path(arg)
-    if Path("/work/linux-6.12/arch").is_dir():
-        return Path("/work/linux-6.12")
-    dest = tmp / "src"
-    with tarfile.open(TARBALL, "r|xz") as tar:
-        for m in tar:
-            rel = m.name.partition("/")[2]
-            if m.isfile() and rel.startswith(("arch/powerpc/", "include/linux/kvm_host.h",
-                                              "virt/kvm/")):
-                m.name = rel
-                tar.extract(m, dest, filter="data")
-    return dest
 
 
 def make_repo(src: Path, dest: Path) -> Path:
