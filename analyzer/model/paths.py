@@ -457,15 +457,35 @@ def _lookup_vars(fn, sanitizers, names) -> set[str]:
 def _trusted(call, sanitizers, names, lookups) -> bool:
     """Is ``call`` reached only when a lookup of the ID succeeded?"""
     for g in guards.dominating_guards(call):
-        cond, truthy = cparse.strip_parens(g.cond), g.holds
-        while cond.type == "unary_expression" and \
-                cond.child_by_field_name("operator").type == "!":
-            cond, truthy = cparse.strip_parens(cond.child_by_field_name("argument")), not truthy
+        cond, truthy = _truth_of(g.cond, g.holds)
         found = _is_lookup(cond, sanitizers, names) or (
             cond.type == "identifier" and cparse.text(cond) in lookups)
         if found and truthy:
             return True
     return False
+
+
+def _truth_of(cond, holds: bool):
+    """(the operand whose truth decides ``cond``, whether it holds): through ``!``,
+    ``likely``/``unlikely`` and a comparison with 0/NULL, so that the shape a developer
+    writes a lookup's check in does not change what it guarantees."""
+    cond = cparse.strip_parens(cond)
+    while True:
+        if cond.type == "unary_expression" and \
+                cond.child_by_field_name("operator").type == "!":
+            cond, holds = cond.child_by_field_name("argument"), not holds
+        elif cond.type == "call_expression" and \
+                cparse.text(cond.child_by_field_name("function")) in ("likely", "unlikely") and \
+                cond.child_by_field_name("arguments").named_child_count == 1:
+            cond = cond.child_by_field_name("arguments").named_children[0]
+        elif cond.type == "binary_expression" and \
+                cond.child_by_field_name("operator").type in ("==", "!=") and \
+                cparse.text(cond.child_by_field_name("right")) in ("0", "NULL"):
+            op = cond.child_by_field_name("operator").type
+            cond, holds = cond.child_by_field_name("left"), holds == (op == "!=")
+        else:
+            return cond, holds
+        cond = cparse.strip_parens(cond)
 
 
 @dataclass(frozen=True)
