@@ -921,3 +921,29 @@ def test_a_successful_lookup_is_trusted_whatever_shape_its_check_takes():
                   "if (unlikely(find(kvm, cpu) != NULL)) return -EEXIST;",
                   "if (!find(kvm, 0)) return -EINVAL;"):
         assert not _trusted(check), check
+
+
+def test_a_vp_helper_that_passes_its_parameter_through_a_local_is_still_one():
+    """Recognised by its shape: ``P->vp_base + f(S)`` with S a parameter or a local
+    computed from it; a local computed from nothing the caller passes is not."""
+    from analyzer.c.facts import _vp_helpers
+
+    src = """static inline u32 direct(struct kvmppc_xive *xive, u32 server)
+{
+	return xive->vp_base + pack(xive->kvm, server);
+}
+static inline u32 aliased(struct kvmppc_xive *xive, u32 server)
+{
+	u32 s = server;
+	struct kvmppc_xive *x = xive;
+	return x->vp_base + pack(x->kvm, s);
+}
+static inline u32 constant(struct kvmppc_xive *xive, u32 server)
+{
+	u32 s = 3;
+	return xive->vp_base + pack(xive->kvm, s);
+}
+"""
+    found = {(h.name, h.obj_param, h.offset_param)
+             for h in _vp_helpers("x.h", parse(src.encode()).root_node, "vp_base")}
+    assert found == {("direct", 0, 1), ("aliased", 0, 1)}

@@ -12,7 +12,7 @@ along the path holds, evaluated with the tree's own code by the model.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..c import guards
 from ..c import parse as cparse
@@ -323,10 +323,14 @@ def value(t: model.Tree, site, text: str, env: dict, function: str, line: int,
           depth: int = 0):
     """Evaluate ``text`` (the expression at ``site``); a local it reads gets the value
     of the one assignment that reaches ``site``, evaluated the same way. Several
-    reaching assignments, or too many locals, make the verdict undecided."""
+    reaching assignments, or too many locals, make the verdict undecided. What computing
+    a local did (a WARN, a crash) is part of the result: it ran before ``text``."""
+    before: tuple = ()
     for _ in range(MAX_LOCALS):
         try:
-            return t.expr(text)(env=env)
+            r = t.expr(text)(env=env)
+            return r if not before else ceval.Result(r.value, before + tuple(r.events),
+                                                     r.crashed)
         except ceval.Unbound as e:
             name = e.name
             rhss = reaching(site, name)
@@ -336,7 +340,11 @@ def value(t: model.Tree, site, text: str, env: dict, function: str, line: int,
                 raise Undecided(f"{function}(): '{name}' has {len(rhss)} values reaching "
                                 f"'{text}'", function, line) from None
             rhs = " ".join(cparse.text(rhss[0]).split())
-            env[name] = value(t, rhss[0], rhs, env, function, line, depth + 1).value
+            local = value(t, rhss[0], rhs, env, function, line, depth + 1)
+            before += tuple(local.events)
+            if local.crashed:
+                return ceval.Result(None, before, True)
+            env[name] = local.value
     raise Undecided(f"{function}(): '{text}' reads more than {MAX_LOCALS} locals",
                     function, line)
 
@@ -546,7 +554,7 @@ class CreatePath:
     site_line: int
     index_var: str
     entry_names: tuple[str, ...]
-    assignments: tuple  # ((guards, rhs text, line), ...)
+    assignments: tuple  # ((guards, rhs text, line, rhs node), ...)
     site_guards: tuple  # guards.Guard
     pointers: tuple[str, ...] = ()  # kvm, vcpu: passed on, never dereferenced by the model
     flow: IdFlow | None = None
@@ -557,22 +565,22 @@ class CreatePath:
             env[n] = vid
         if self.flow.field:
             env[self.flow.field] = vid
-        value, events = None, ()
-        for guards_, rhs, _line in self.assignments:
+        index, events = None, ()
+        for guards_, rhs, line, node in self.assignments:
             if all(self._holds(g, env) for g in guards_):
-                r = self.tree.expr(rhs)(env=env)
+                r = value(self.tree, node, rhs, env, self.function, line)
                 events = tuple(r.events)
                 if r.crashed:
                     return Slot(False, None, events)
-                value = r.value
+                index = r.value
                 break
-        if value is None:
+        if index is None:
             return Slot(False, None, events)
-        env[self.index_var] = value
+        env[self.index_var] = index
         for g in self.site_guards:
             if not self._holds(g, env):
-                return Slot(False, value, events, g.line)
-        return Slot(True, value, events)
+                return Slot(False, index, events, g.line)
+        return Slot(True, index, events)
 
     @functools.cache  # noqa: B019 - CreatePath is immutable
     def _base_env(self, config: model.Config) -> dict[str, int]:
@@ -591,6 +599,8 @@ def table_sites(t: model.Tree, function: str) -> list:
 def create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | None:
     """Slice the entry function at an access of the VCORE table (default: its first
     read)."""
+    if site_fact is None:
+        entry = table_entry(t, entry)
     function = entry.function
     entry_names = entry_names_of(t, entry)
     info = t.program.functions.get(function)
@@ -617,12 +627,28 @@ def create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | Non
             node.child_by_field_name("value")
         if rhs is not None:
             assigns.append((relevant(gs, flow, t), " ".join(cparse.text(rhs).split()),
-                            node.start_point.row + 1))
+                            node.start_point.row + 1, cparse.strip_parens(rhs)))
     site_guards = relevant(guards.dominating_guards(site), flow, t)
     objs = cparse.captures("(field_expression argument: (identifier) @obj)", fn).get("obj", [])
     pointers = tuple(sorted({cparse.text(o) for o in objs} - set(entry_names)))
     return CreatePath(t, function, site_fact.line, var, entry_names, tuple(assigns), site_guards,
                       pointers, flow)
+
+
+def table_entry(t: model.Tree, entry: Entry) -> Entry:
+    """The function that reads the VCORE table for ``entry``: the entry itself, or the
+    function it hands the ID on to when it reads none (a create function split in two),
+    if nothing on the way decides which IDs get there."""
+    if any(not s.is_write for s in table_sites(t, entry.function)):
+        return entry
+    readers = {s.function for s in t.facts.all("subscripts") if not s.is_write and s.function}
+    for path in find(t, entry.function, entry_names_of(t, entry), readers,
+                     sanitizers=t.profile.sanitizers, id_field=entry.id_field):
+        if all(not h.guards for h in path.hops) and \
+                path.hops[-1].callee in t.facts.functions:
+            return replace(entry, function=path.hops[-1].callee,
+                           id_param=path.hops[-1].arg_index, id_field=None)
+    return entry
 
 
 def _node_at(fn, line: int, column: int, kind: str):
