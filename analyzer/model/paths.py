@@ -376,7 +376,8 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
         fn, _ = info
         pointers = _pointers(fn)
         flow = id_flow(fn, names, field, sanitizers, t.profile.succeed)
-        names = names + tuple(n for n, rhs in flow.derived if rhs in names)
+        names = names + tuple(n for n, rhs in flow.derived if rhs in names or (
+            field and rhs is not None and rhs.endswith(f"->{field}")))
         holders = _field_holders(fn, field)
         lookups = _lookup_vars(fn, sanitizers, names)
         for call in cparse.captures("(call_expression function: (identifier) @f) @c", fn
@@ -385,6 +386,8 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
             args = [a for a in call.child_by_field_name("arguments").named_children
                     if a.type != "comment"]
             idx, by_pointer = _id_argument(args, names, field, holders)
+            if idx is None and field:
+                idx, by_pointer = _holder_passed(t, callee, args, field), True
             if idx is None or callee in sanitizers:
                 continue
             if sanitizers and _trusted(call, sanitizers, names, lookups):
@@ -419,6 +422,21 @@ def _field_holders(fn, field: str | None) -> set[str]:
         if name is not None and cparse.text(name) == field and arg.type == "identifier":
             out.add(cparse.text(arg))
     return out
+
+
+def _holder_passed(t: model.Tree, callee: str, args, field: str) -> int | None:
+    """The argument that is the pointer whose ``->FIELD`` the callee reads as the ID, when
+    the caller only hands the object on (a create function split in two)."""
+    info = t.program.functions.get(callee)
+    fact = t.facts.functions.get(callee)
+    if info is None or fact is None:
+        return None
+    held = _field_holders(info[0], field)
+    for i, a in enumerate(args):
+        if i < len(fact.params) and cparse.strip_parens(a).type == "identifier" and \
+                fact.params[i] in held:
+            return i
+    return None
 
 
 def _id_argument(args, names, field: str | None, holders: set[str]):
