@@ -238,7 +238,25 @@ def relevant(gs, flow: IdFlow, t: model.Tree) -> tuple:
     configuration decides (``cpu_has_feature(…)``). A guard on something else (a
     pointer, the device's state) is the VMM's to satisfy: it is left to the VMM."""
     return tuple(g for g in gs if g.kind != "sentinel" and (
-        flow.mentions(g.cond) or _configuration_decides(t, g.text)))
+        flow.mentions(g.cond) or (not _reads_locals(g.cond) and
+                                  _configuration_decides(t, g.text))))
+
+
+def _reads_locals(cond) -> bool:
+    """Does ``cond`` read a parameter or local of its function (``helper(vcpu)``)? Such a
+    guard is about the function's own state, whatever the model can evaluate of it."""
+    fn = cparse.enclosing_function(cond)
+    if fn is None:
+        return False
+    declared = {n for n, _ in _param_decls(fn)}
+    for d in cparse.captures("(declaration) @d", fn).get("d", []):
+        for decl in d.children_by_field_name("declarator"):
+            while decl is not None and decl.type != "identifier":
+                decl = decl.child_by_field_name("declarator")
+            if decl is not None:
+                declared.add(cparse.text(decl))
+    return any(cparse.text(i) in declared
+               for i in cparse.captures("(identifier) @i", cond).get("i", []))
 
 
 def _configuration_decides(t: model.Tree, text: str) -> bool:
