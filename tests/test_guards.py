@@ -14,7 +14,7 @@ from analyzer.c.guards import (
     function_named,
     reaching_assignments,
 )
-from analyzer.c.parse import parse, text
+from analyzer.c.parse import enclosing_function, parse, text
 
 
 def node_at(src: str, snippet: str, nth: int = 0):
@@ -887,3 +887,63 @@ def test_switch_case_guards_include_fallthrough_values():
 def test_switch_whose_cases_leave_is_an_early_exit():
     assert guards_at(SWITCH_SRC, "sink(id)") == [
         ("(mode) == (3)", False, "early-exit"), ("(id >= 64) == (1)", False, "early-exit")]
+
+
+TRUST = """int f(struct kvm *kvm, u32 cpu)
+{
+	struct x *xc;
+
+	%s
+	use(cpu);
+	return 0;
+}
+"""
+
+
+def _trusted(check: str) -> bool:
+    from analyzer.model import paths
+
+    call = node_at(TRUST % check, "use(cpu)")
+    fn = enclosing_function(call)
+    lookups = paths._lookup_vars(fn, frozenset({"find"}), ("cpu",))
+    return paths._trusted(call, frozenset({"find"}), ("cpu",), lookups)
+
+
+def test_a_successful_lookup_is_trusted_whatever_shape_its_check_takes():
+    """The sanitizer's guarantee does not depend on how the check is spelled."""
+    for check in ("if (!find(kvm, cpu)) return -EINVAL;",
+                  "if (unlikely(!find(kvm, cpu))) return -EINVAL;",
+                  "if (!likely(find(kvm, cpu))) return -EINVAL;",
+                  "if (find(kvm, cpu) == NULL) return -EINVAL;",
+                  "xc = find(kvm, cpu); if (unlikely(xc == NULL)) return -EINVAL;"):
+        assert _trusted(check), check
+    for check in ("if (find(kvm, cpu)) return -EEXIST;",
+                  "if (unlikely(find(kvm, cpu) != NULL)) return -EEXIST;",
+                  "if (!find(kvm, 0)) return -EINVAL;"):
+        assert not _trusted(check), check
+
+
+def test_a_vp_helper_that_passes_its_parameter_through_a_local_is_still_one():
+    """Recognised by its shape: ``P->vp_base + f(S)`` with S a parameter or a local
+    computed from it; a local computed from nothing the caller passes is not."""
+    from analyzer.c.facts import _vp_helpers
+
+    src = """static inline u32 direct(struct kvmppc_xive *xive, u32 server)
+{
+	return xive->vp_base + pack(xive->kvm, server);
+}
+static inline u32 aliased(struct kvmppc_xive *xive, u32 server)
+{
+	u32 s = server;
+	struct kvmppc_xive *x = xive;
+	return x->vp_base + pack(x->kvm, s);
+}
+static inline u32 constant(struct kvmppc_xive *xive, u32 server)
+{
+	u32 s = 3;
+	return xive->vp_base + pack(xive->kvm, s);
+}
+"""
+    found = {(h.name, h.obj_param, h.offset_param)
+             for h in _vp_helpers("x.h", parse(src.encode()).root_node, "vp_base")}
+    assert found == {("direct", 0, 1), ("aliased", 0, 1)}

@@ -517,15 +517,39 @@ def _vp_helpers(path: str, root: Node, fld: str) -> tuple[VpHelper, ...]:
         params = _params(fn)
         rets = [r for r in cparse.captures(Q_RETURN, fn).get("ret", [])
                 if cparse.enclosing_function(r) == fn]
-        shapes = {_helper_shape(r, params, fld) for r in rets}
+        aliases = _param_aliases(fn, params)
+        shapes = {_helper_shape(r, params, fld, aliases) for r in rets}
         if len(shapes) == 1 and None not in shapes:
             obj, server = shapes.pop()
             out.append(VpHelper(cparse.function_name(fn), path, _line(fn), obj, server))
     return tuple(out)
 
 
-def _helper_shape(ret: Node, params: tuple[str, ...], fld: str) -> tuple[int, int] | None:
-    """(object param, server param) if ``ret`` returns ``P->vp_base + f(S)``."""
+def _param_aliases(fn: Node, params: tuple[str, ...]) -> dict[str, frozenset[str]]:
+    """The parameters each local is computed from (``u32 s = server;``), so that a helper
+    that passes its parameter on through a local is still recognised by its shape."""
+    out: dict[str, frozenset[str]] = {p: frozenset({p}) for p in params if p}
+    q = "(init_declarator) @a (assignment_expression) @a"
+    for a in cparse.captures(q, fn).get("a", []):
+        left = a.child_by_field_name("declarator") or a.child_by_field_name("left")
+        right = a.child_by_field_name("value") or a.child_by_field_name("right")
+        while left is not None and left.type == "pointer_declarator":
+            left = left.child_by_field_name("declarator")
+        if left is None or right is None or left.type != "identifier":
+            continue
+        name, rhs = cparse.text(left), cparse.text(right)
+        if name in params:
+            return {p: frozenset({p}) for p in params if p}  # a parameter reassigned
+        out[name] = out.get(name, frozenset()) | frozenset(
+            par for n, ps in out.items() if _mentions(rhs, n) for par in ps)
+    return out
+
+
+def _helper_shape(ret: Node, params: tuple[str, ...], fld: str,
+                  aliases: dict[str, frozenset[str]] | None = None) -> tuple[int, int] | None:
+    """(object param, server param) if ``ret`` returns ``P->vp_base + f(S)``, P and S
+    parameters or locals computed from just one of them."""
+    aliases = aliases or {p: frozenset({p}) for p in params if p}
     if not ret.named_children:
         return None
     expr = cparse.strip_parens(ret.named_children[0])
@@ -533,11 +557,14 @@ def _helper_shape(ret: Node, params: tuple[str, ...], fld: str) -> tuple[int, in
     base = [t for t in terms if is_field(t, fld)]
     if len(terms) < 2 or len(base) != 1:
         return None
-    obj = cparse.text(cparse.strip_parens(base[0]).child_by_field_name("argument"))
-    if obj not in params:
+    objs = aliases.get(cparse.text(cparse.strip_parens(base[0]).child_by_field_name(
+        "argument")), frozenset())
+    if len(objs) != 1:
         return None
+    obj = next(iter(objs))
     rest = " ".join(cparse.text(t) for t in terms if t != base[0])
-    others = [i for i, p in enumerate(params) if p != obj and p and _mentions(rest, p)]
+    used = {p for n, ps in aliases.items() if _mentions(rest, n) for p in ps}
+    others = [i for i, p in enumerate(params) if p != obj and p in used]
     return (params.index(obj), others[0]) if len(others) == 1 else None
 
 

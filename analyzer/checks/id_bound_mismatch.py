@@ -69,23 +69,60 @@ def _first_refused(rule, t, cp, routes):
 
 
 def _count_comparisons(rule, facts: Facts) -> Iterator[Finding]:
+    """Comparisons of the ID with a count, in the entry point or in a tree helper it
+    hands the ID to (``static bool too_big(u32 id)``): where the check is written does
+    not change what it compares."""
     counts = {rule.profile.resolve(c) for c in rule.params["counts"]}
     t = tree(rule, facts)
+    seen: set[tuple] = set()
     for entry in entries(rule, facts):
-        names = set(paths.entry_names_of(t, entry))
-        fn_node, _ = t.program.functions[entry.function]
-        fact = facts.functions[entry.function]
-        for cmp in cparse.captures("(binary_expression) @b", fn_node).get("b", []):
-            if cmp.child_by_field_name("operator").type not in ("<", "<=", ">", ">="):
-                continue
-            sides = {cparse.text(cparse.strip_parens(cmp.child_by_field_name(s)))
-                     for s in ("left", "right")}
-            if not sides & names:
-                continue
-            other = (sides - names).pop() if len(sides) == 2 else ""
+        for fname, cmp, other in _id_comparisons(t, entry.function,
+                                                 paths.entry_names_of(t, entry), 0):
+            fact = facts.functions.get(fname)
             last = other.split("->")[-1].split(".")[-1]
-            if other in counts or last in counts:
-                text = " ".join(cparse.text(cmp).split())
-                severity, message = rule.text(what=entry.what, cmp=text, count=other)
-                yield Finding(rule.id, severity, fact.path, cmp.start_point.row + 1,
-                              cmp.start_point.column + 1, fact.name, message, key=text)
+            where = (fname, cmp.start_byte)
+            if fact is None or where in seen or not (other in counts or last in counts):
+                continue
+            seen.add(where)
+            text = " ".join(cparse.text(cmp).split())
+            severity, message = rule.text(what=entry.what, cmp=text, count=other)
+            yield Finding(rule.id, severity, fact.path, cmp.start_point.row + 1,
+                          cmp.start_point.column + 1, fact.name, message, key=text)
+
+
+def _bound_text(node, depth: int = 3) -> str:
+    """What a comparison's bound is: its text, or through a local with one reaching
+    assignment (``max = KVM_MAX_VCPUS; … id >= max``) that assignment's."""
+    if node.type == "identifier" and depth:
+        rhss = paths.reaching(node, cparse.text(node))
+        if len(rhss) == 1 and rhss[0] is not None:
+            return _bound_text(rhss[0], depth - 1)
+    return cparse.text(node)
+
+
+def _id_comparisons(t, fname: str, names: tuple[str, ...], depth: int):
+    """(function, ``<``/``>`` comparison, the other side's text) for each ordering
+    comparison of a name holding the ID, following the ID into tree functions."""
+    info = t.program.functions.get(fname)
+    if info is None or not names or depth > 3:
+        return
+    fn_node, _ = info
+    flow = paths.id_flow(fn_node, names)
+    names = names + tuple(n for n, rhs in flow.derived if rhs in names)
+    for cmp in cparse.captures("(binary_expression) @b", fn_node).get("b", []):
+        if cmp.child_by_field_name("operator").type not in ("<", "<=", ">", ">="):
+            continue
+        nodes = [cparse.strip_parens(cmp.child_by_field_name(s)) for s in ("left", "right")]
+        ids = [n for n in nodes if cparse.text(n) in names]
+        if ids and len(ids) < 2:
+            yield fname, cmp, _bound_text(next(n for n in nodes if n not in ids))
+    for call in cparse.captures("(call_expression function: (identifier) @f) @c", fn_node
+                                ).get("c", []):
+        callee = cparse.text(call.child_by_field_name("function"))
+        if callee == fname or callee not in t.facts.functions:
+            continue
+        params = t.facts.functions[callee].params
+        args = [cparse.text(cparse.strip_parens(a)) for a in
+                call.child_by_field_name("arguments").named_children if a.type != "comment"]
+        passed = tuple(params[i] for i, a in enumerate(args) if a in names and i < len(params))
+        yield from _id_comparisons(t, callee, passed, depth + 1)

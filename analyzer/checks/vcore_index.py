@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ..c import parse as cparse
 from ..c.facts import Facts
 from ..findings import Finding
 from ..model import paths, roles
@@ -25,7 +26,7 @@ def vcore_index(rule, facts: Facts) -> Iterator[Finding]:
         if cp is None:
             continue
         fn = facts.functions[entry.function]
-        for _guards, rhs, line in _unpacked(t, cp, pack):
+        for _guards, rhs, line, _node in _unpacked(t, cp, pack):
             severity, message = rule.text("unpacked", var=cp.index_var, rhs=rhs, table=table,
                                           function=pack)
             yield Finding(rule.id, severity, fn.path, line, 1, fn.name, message,
@@ -94,9 +95,21 @@ def _unpacked(t, cp: paths.CreatePath, pack: str):
         env = cfg.env()
         return all(paths.holds(t, g, dict(env), cp.flow, cp.function)
                    for g in config_guards(a))
-    if any(packs_(a[1]) for a in computed):
-        return [a for a in computed if config_guards(a) and on_path(a) and not packs_(a[1])]
+    if any(packs_(_through_locals(a[3])) for a in computed):
+        return [a for a in computed if config_guards(a) and on_path(a) and
+                not packs_(_through_locals(a[3]))]
     return [a for a in computed if on_path(a)]
+
+
+def _through_locals(rhs, depth: int = 4) -> str:
+    """The text of ``rhs`` and of the assignments that reach the locals it reads, so that
+    ``t = pack(…); core = t;`` counts as packing."""
+    out = [cparse.text(rhs)]
+    if depth:
+        for ident in cparse.captures("(identifier) @i", rhs).get("i", []):
+            out += [_through_locals(r, depth - 1)
+                    for r in paths.reaching(ident, cparse.text(ident)) if r is not None]
+    return " ".join(out)
 
 
 def _unbounded(rule, t, cp: paths.CreatePath):

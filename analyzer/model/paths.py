@@ -12,7 +12,7 @@ along the path holds, evaluated with the tree's own code by the model.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..c import guards
 from ..c import parse as cparse
@@ -238,7 +238,25 @@ def relevant(gs, flow: IdFlow, t: model.Tree) -> tuple:
     configuration decides (``cpu_has_feature(…)``). A guard on something else (a
     pointer, the device's state) is the VMM's to satisfy: it is left to the VMM."""
     return tuple(g for g in gs if g.kind != "sentinel" and (
-        flow.mentions(g.cond) or _configuration_decides(t, g.text)))
+        flow.mentions(g.cond) or (not _reads_locals(g.cond) and
+                                  _configuration_decides(t, g.text))))
+
+
+def _reads_locals(cond) -> bool:
+    """Does ``cond`` read a parameter or local of its function (``helper(vcpu)``)? Such a
+    guard is about the function's own state, whatever the model can evaluate of it."""
+    fn = cparse.enclosing_function(cond)
+    if fn is None:
+        return False
+    declared = {n for n, _ in _param_decls(fn)}
+    for d in cparse.captures("(declaration) @d", fn).get("d", []):
+        for decl in d.children_by_field_name("declarator"):
+            while decl is not None and decl.type != "identifier":
+                decl = decl.child_by_field_name("declarator")
+            if decl is not None:
+                declared.add(cparse.text(decl))
+    return any(cparse.text(i) in declared
+               for i in cparse.captures("(identifier) @i", cond).get("i", []))
 
 
 def _configuration_decides(t: model.Tree, text: str) -> bool:
@@ -323,10 +341,14 @@ def value(t: model.Tree, site, text: str, env: dict, function: str, line: int,
           depth: int = 0):
     """Evaluate ``text`` (the expression at ``site``); a local it reads gets the value
     of the one assignment that reaches ``site``, evaluated the same way. Several
-    reaching assignments, or too many locals, make the verdict undecided."""
+    reaching assignments, or too many locals, make the verdict undecided. What computing
+    a local did (a WARN, a crash) is part of the result: it ran before ``text``."""
+    before: tuple = ()
     for _ in range(MAX_LOCALS):
         try:
-            return t.expr(text)(env=env)
+            r = t.expr(text)(env=env)
+            return r if not before else ceval.Result(r.value, before + tuple(r.events),
+                                                     r.crashed)
         except ceval.Unbound as e:
             name = e.name
             rhss = reaching(site, name)
@@ -336,7 +358,11 @@ def value(t: model.Tree, site, text: str, env: dict, function: str, line: int,
                 raise Undecided(f"{function}(): '{name}' has {len(rhss)} values reaching "
                                 f"'{text}'", function, line) from None
             rhs = " ".join(cparse.text(rhss[0]).split())
-            env[name] = value(t, rhss[0], rhs, env, function, line, depth + 1).value
+            local = value(t, rhss[0], rhs, env, function, line, depth + 1)
+            before += tuple(local.events)
+            if local.crashed:
+                return ceval.Result(None, before, True)
+            env[name] = local.value
     raise Undecided(f"{function}(): '{text}' reads more than {MAX_LOCALS} locals",
                     function, line)
 
@@ -368,7 +394,8 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
         fn, _ = info
         pointers = _pointers(fn)
         flow = id_flow(fn, names, field, sanitizers, t.profile.succeed)
-        names = names + tuple(n for n, rhs in flow.derived if rhs in names)
+        names = names + tuple(n for n, rhs in flow.derived if rhs in names or (
+            field and rhs is not None and rhs.endswith(f"->{field}")))
         holders = _field_holders(fn, field)
         lookups = _lookup_vars(fn, sanitizers, names)
         for call in cparse.captures("(call_expression function: (identifier) @f) @c", fn
@@ -377,6 +404,8 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
             args = [a for a in call.child_by_field_name("arguments").named_children
                     if a.type != "comment"]
             idx, by_pointer = _id_argument(args, names, field, holders)
+            if idx is None and field:
+                idx, by_pointer = _holder_passed(t, callee, args, field), True
             if idx is None or callee in sanitizers:
                 continue
             if sanitizers and _trusted(call, sanitizers, names, lookups):
@@ -411,6 +440,21 @@ def _field_holders(fn, field: str | None) -> set[str]:
         if name is not None and cparse.text(name) == field and arg.type == "identifier":
             out.add(cparse.text(arg))
     return out
+
+
+def _holder_passed(t: model.Tree, callee: str, args, field: str) -> int | None:
+    """The argument that is the pointer whose ``->FIELD`` the callee reads as the ID, when
+    the caller only hands the object on (a create function split in two)."""
+    info = t.program.functions.get(callee)
+    fact = t.facts.functions.get(callee)
+    if info is None or fact is None:
+        return None
+    held = _field_holders(info[0], field)
+    for i, a in enumerate(args):
+        if i < len(fact.params) and cparse.strip_parens(a).type == "identifier" and \
+                fact.params[i] in held:
+            return i
+    return None
 
 
 def _id_argument(args, names, field: str | None, holders: set[str]):
@@ -457,15 +501,35 @@ def _lookup_vars(fn, sanitizers, names) -> set[str]:
 def _trusted(call, sanitizers, names, lookups) -> bool:
     """Is ``call`` reached only when a lookup of the ID succeeded?"""
     for g in guards.dominating_guards(call):
-        cond, truthy = cparse.strip_parens(g.cond), g.holds
-        while cond.type == "unary_expression" and \
-                cond.child_by_field_name("operator").type == "!":
-            cond, truthy = cparse.strip_parens(cond.child_by_field_name("argument")), not truthy
+        cond, truthy = _truth_of(g.cond, g.holds)
         found = _is_lookup(cond, sanitizers, names) or (
             cond.type == "identifier" and cparse.text(cond) in lookups)
         if found and truthy:
             return True
     return False
+
+
+def _truth_of(cond, holds: bool):
+    """(the operand whose truth decides ``cond``, whether it holds): through ``!``,
+    ``likely``/``unlikely`` and a comparison with 0/NULL, so that the shape a developer
+    writes a lookup's check in does not change what it guarantees."""
+    cond = cparse.strip_parens(cond)
+    while True:
+        if cond.type == "unary_expression" and \
+                cond.child_by_field_name("operator").type == "!":
+            cond, holds = cond.child_by_field_name("argument"), not holds
+        elif cond.type == "call_expression" and \
+                cparse.text(cond.child_by_field_name("function")) in ("likely", "unlikely") and \
+                cond.child_by_field_name("arguments").named_child_count == 1:
+            cond = cond.child_by_field_name("arguments").named_children[0]
+        elif cond.type == "binary_expression" and \
+                cond.child_by_field_name("operator").type in ("==", "!=") and \
+                cparse.text(cond.child_by_field_name("right")) in ("0", "NULL"):
+            op = cond.child_by_field_name("operator").type
+            cond, holds = cond.child_by_field_name("left"), holds == (op == "!=")
+        else:
+            return cond, holds
+        cond = cparse.strip_parens(cond)
 
 
 @dataclass(frozen=True)
@@ -526,7 +590,7 @@ class CreatePath:
     site_line: int
     index_var: str
     entry_names: tuple[str, ...]
-    assignments: tuple  # ((guards, rhs text, line), ...)
+    assignments: tuple  # ((guards, rhs text, line, rhs node), ...)
     site_guards: tuple  # guards.Guard
     pointers: tuple[str, ...] = ()  # kvm, vcpu: passed on, never dereferenced by the model
     flow: IdFlow | None = None
@@ -537,22 +601,22 @@ class CreatePath:
             env[n] = vid
         if self.flow.field:
             env[self.flow.field] = vid
-        value, events = None, ()
-        for guards_, rhs, _line in self.assignments:
+        index, events = None, ()
+        for guards_, rhs, line, node in self.assignments:
             if all(self._holds(g, env) for g in guards_):
-                r = self.tree.expr(rhs)(env=env)
+                r = value(self.tree, node, rhs, env, self.function, line)
                 events = tuple(r.events)
                 if r.crashed:
                     return Slot(False, None, events)
-                value = r.value
+                index = r.value
                 break
-        if value is None:
+        if index is None:
             return Slot(False, None, events)
-        env[self.index_var] = value
+        env[self.index_var] = index
         for g in self.site_guards:
             if not self._holds(g, env):
-                return Slot(False, value, events, g.line)
-        return Slot(True, value, events)
+                return Slot(False, index, events, g.line)
+        return Slot(True, index, events)
 
     def _holds(self, guard, env) -> bool:
         return holds(self.tree, guard, env, self.flow, self.function)
@@ -567,6 +631,8 @@ def table_sites(t: model.Tree, function: str) -> list:
 def create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | None:
     """Slice the entry function at an access of the VCORE table (default: its first
     read)."""
+    if site_fact is None:
+        entry = table_entry(t, entry)
     function = entry.function
     entry_names = entry_names_of(t, entry)
     info = t.program.functions.get(function)
@@ -593,12 +659,28 @@ def create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | Non
             node.child_by_field_name("value")
         if rhs is not None:
             assigns.append((relevant(gs, flow, t), " ".join(cparse.text(rhs).split()),
-                            node.start_point.row + 1))
+                            node.start_point.row + 1, cparse.strip_parens(rhs)))
     site_guards = relevant(guards.dominating_guards(site), flow, t)
     objs = cparse.captures("(field_expression argument: (identifier) @obj)", fn).get("obj", [])
     pointers = tuple(sorted({cparse.text(o) for o in objs} - set(entry_names)))
     return CreatePath(t, function, site_fact.line, var, entry_names, tuple(assigns), site_guards,
                       pointers, flow)
+
+
+def table_entry(t: model.Tree, entry: Entry) -> Entry:
+    """The function that reads the VCORE table for ``entry``: the entry itself, or the
+    function it hands the ID on to when it reads none (a create function split in two),
+    if nothing on the way decides which IDs get there."""
+    if any(not s.is_write for s in table_sites(t, entry.function)):
+        return entry
+    readers = {s.function for s in t.facts.all("subscripts") if not s.is_write and s.function}
+    for path in find(t, entry.function, entry_names_of(t, entry), readers,
+                     sanitizers=t.profile.sanitizers, id_field=entry.id_field):
+        if all(not h.guards for h in path.hops) and \
+                path.hops[-1].callee in t.facts.functions:
+            return replace(entry, function=path.hops[-1].callee,
+                           id_param=path.hops[-1].arg_index, id_field=None)
+    return entry
 
 
 def _node_at(fn, line: int, column: int, kind: str):

@@ -176,8 +176,16 @@ def _tree_fields(tree: Tree) -> set[str]:
             for d in walk(n) if d.type == "field_identifier"}
 
 
+def _configuration_fields() -> frozenset[str]:
+    from analyzer import profile
+
+    return frozenset({profile.load().stride})
+
+
 def rename_field(tree: Tree) -> Iterator[Site]:
-    declared = _tree_fields(tree)
+    # The stride field is the VM configuration userspace sets (KVM_CAP_PPC_SMT), named in the
+    # kernel profile like an entry point: renaming it changes the interface, not a refactor.
+    declared = _tree_fields(tree) - _configuration_fields()
     plain = {text(n) for root in tree.roots.values() for n in walk(root)
              if n.type in ("identifier", "type_identifier")}
     used = sorted({text(n) for fn in tree.visible_funcs() for n in walk(fn.body)
