@@ -137,6 +137,9 @@ def _add_series(sub) -> None:
     what.add_argument("--worktree", action="store_true",
                       help="check every uncommitted change against HEAD")
     s.add_argument("--all", action="store_true", help="also show findings already at the base")
+    s.add_argument("--fixes-tag", action="store_true",
+                   help="under each finding the series fixes, the Fixes: line of the commit "
+                        "that introduced it (walks the base's history)")
     s.add_argument("--per-patch", action="store_true",
                    help="show what each patch adds, even if a later patch removes it")
     s.add_argument("--inbox", action="append", metavar="URL",
@@ -329,8 +332,15 @@ def cmd_series(args: argparse.Namespace) -> int:
                if ser.steps else len(ser.base.files), "lines": lines,
                "findings": len(shown), "fixed": len(verdict.fixed),
                "seconds": round(time.perf_counter() - t0, 3)}
+    fixes = {}
+    if args.fixes_tag and verdict.fixed and ser.commit:
+        from .history import fixes_tags
+
+        fixes = fixes_tags(args.repo, ser.commit, [f.fingerprint for f in verdict.fixed],
+                           selected)
     result = Result(ser.base.target, shown, summary, fixed=verdict.fixed,
-                    patch_lines=patches.added_lines(plist, _after(ser)), mode="series")
+                    patch_lines=patches.added_lines(plist, _after(ser)), mode="series",
+                    fixes=fixes)
     sys.stdout.write(render(args.format, result, selected, terse=args.terse, style=_style(args)))
     return EXIT_FINDINGS if shown else EXIT_CLEAN
 

@@ -331,3 +331,24 @@ def test_prune_drops_the_oldest_entries_first(tmp_path: Path) -> None:
     freed = cache.prune("p", 2 * size)
     assert freed == 2 * size
     assert [cache.load("p", k) is not None for k in keys] == [False, False, True, True]
+
+
+def test_series_fixes_tag_names_the_commit_that_introduced_each_fixed_finding(
+        cli, tmp_path: Path) -> None:
+    """A series that removes findings prints, under each `fixed:` one, the Fixes: line
+    of the base-history commit that brought it in (the RFC here)."""
+    repo = make_repo(FIXTURES / "trees" / "pre-rfc", tmp_path / "repo")
+    git(repo, "am", "-q", str(FIXTURES / "series" / "rfc-plus-fix.mbox"))
+    before = repo_state(repo)
+    want = git(repo, "log", "-1", "--abbrev=12", "--format=Fixes: %h (\"%s\")", "HEAD~1").strip()
+    rc, out, err = cli("series", "HEAD~1..HEAD", "--repo", str(repo), "--fixes-tag",
+                       "--format", "json")
+    fixed = json.loads(out)["fixed"]
+    assert (rc, err, len(fixed)) == (0, "", 6)
+    assert {f["fixes_tag"] for f in fixed} == {want}
+    rc, out, _ = cli("series", "HEAD~1..HEAD", "--repo", str(repo), "--fixes-tag")
+    blocks = out.split("\nfixed: ")[1:]  # each fixed finding with its indented lines
+    assert len(blocks) == 6 and all(f"\n    {want}\n" in b + "\n" for b in blocks)
+    rc, out, _ = cli("series", "HEAD~1..HEAD", "--repo", str(repo), "--format", "json")
+    assert all("fixes_tag" not in f for f in json.loads(out)["fixed"])
+    assert repo_state(repo) == before

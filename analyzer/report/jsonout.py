@@ -31,6 +31,7 @@ def as_json(result: Result) -> str:
         "findings": [finding_dict(f) for f in result.findings],
     }
     if result.fixed is not None:
-        doc["fixed"] = [finding_dict(f) for f in result.fixed]
+        doc["fixed"] = [{**finding_dict(f), "fixes_tag": result.fixes.get(f.fingerprint)}
+                        if result.fixes else finding_dict(f) for f in result.fixed]
     doc["summary"] = dict(result.summary)
     return json.dumps(doc, indent=2) + "\n"

@@ -18,6 +18,8 @@ class Result:
     # (patch index, path, line in the new file) -> line number inside the patch file
     patch_lines: Mapping[tuple[int, str, int], int] = field(default_factory=dict)
     mode: str = "check"  # "check" or "series": SARIF's automationDetails and baselineState
+    # series --fixes-tag: fingerprint of a fixed finding -> the Fixes: line its fix carries
+    fixes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

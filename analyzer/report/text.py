@@ -75,6 +75,8 @@ def text(result: Result, style: Style = PLAIN) -> str:
         out += _details(f, style)
     for f in result.fixed or ():
         out += _wrap(f"{f.message} [{f.rule}]", f"fixed: {f.path}:{f.line}: ", style)
+        if f.fingerprint in result.fixes:
+            out.append(INDENT + result.fixes[f.fingerprint])
     s = result.summary
     counts = {sev: sum(f.severity == sev for f in result.findings) for sev in SEVERITY_WORD}
     fixed = f", {len(result.fixed)} fixed" if result.fixed else ""

@@ -33,6 +33,7 @@ class Step:
 class Series:
     base: Snapshot
     steps: tuple[Step, ...]
+    commit: str = ""  # the commit the series is applied on (with preimage overrides, HEAD)
 
 
 BASE_SEARCH = 1000  # commits of HEAD's first-parent history searched for a patch's base
@@ -245,7 +246,7 @@ def apply_series(repo_path: str, patches: Sequence[Patch], base: str | None,
         for p in patches:
             snap = snap.with_files(work.apply(p), f"{target}+{p.index}")
             steps.append(Step(p, snap))
-    return Series(base_snap, tuple(steps))
+    return Series(base_snap, tuple(steps), where.commit)
 
 
 def _relevant_files(repo: Repo, base: Base,
@@ -303,7 +304,7 @@ def range_series(repo_path: str, rev_range: str) -> Series:
         files = _relevant_files(repo, Base(sha, sha[:12], {}), known)
         steps.append(Step(p, Snapshot(f"{repo_path}@{sha[:12]}", files)))
     files = _relevant_files(repo, Base(base, base_rev, {}), known)
-    return Series(Snapshot(f"{repo_path}@{base_rev}", files), tuple(steps))
+    return Series(Snapshot(f"{repo_path}@{base_rev}", files), tuple(steps), base)
 
 
 # --- attribution ----------------------------------------------------------
