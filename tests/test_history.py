@@ -347,7 +347,7 @@ def test_series_fixes_tag_names_the_commit_that_introduced_each_fixed_finding(
     assert (rc, err, len(fixed)) == (0, "", 6)
     assert {f["fixes_tag"] for f in fixed} == {want}
     rc, out, _ = cli("series", "HEAD~1..HEAD", "--repo", str(repo), "--fixes-tag")
-    blocks = out.split("\nfixed: ")[1:]  # each fixed finding with its indented lines
+    blocks = ("\n" + out).split("\nfixed: ")[1:]  # each fixed finding with its indented lines
     assert len(blocks) == 6 and all(f"\n    {want}\n" in b + "\n" for b in blocks)
     rc, out, _ = cli("series", "HEAD~1..HEAD", "--repo", str(repo), "--format", "json")
     assert all("fixes_tag" not in f for f in json.loads(out)["fixed"])
