@@ -59,6 +59,7 @@ def without_lines(text: str) -> str:
     """``text`` without line numbers: what a fingerprint key may hold."""
     import re
 
+    text = re.sub(r"(\.[A-Za-z]\w*):\d+\b", r"\1", text)  # path:N -> path
     return re.sub(r"\s*(?:at |)line \d+", "", text)
 
 

@@ -58,8 +58,9 @@ def _shortfall(t: model.Tree, cp: paths.CreatePath, cfg: model.Config, facts: Fa
         slot = cp.slot(cfg, vid)
         if slot.events:
             ev = slot.events[0]
-            return len(used), n, vid, f"ID {vid} hits {ev.macro} at line {ev.line}", \
-                (fn.path, ev.line, fn.name)
+            at = facts.functions.get(ev.function, fn)  # the function the event fired in
+            return len(used), n, vid, f"ID {vid} hits {ev.macro} at {at.path}:{ev.line}", \
+                (at.path, ev.line, at.name)
         if not slot.admitted:
             why = f"ID {vid} is turned away" + (
                 f" by the check at line {slot.refused_by}" if slot.refused_by else "")

@@ -30,10 +30,10 @@ def pack_domain(rule, facts: Facts) -> Iterator[Finding]:
             if (entry.function, ev.macro, ev.line) in seen:
                 continue  # the same ID reaches the same sink another way: one finding
             seen.add((entry.function, ev.macro, ev.line))
+            sink = facts.functions[pack]
             severity, message = rule.text("bug" if ev.kind == "bug" else None, what=entry.what,
                                           id=vid, chain=path.chain(), macro=ev.macro,
-                                          line=ev.line, config=cfg.text())
-            sink = facts.functions[pack]
+                                          sink=f"{sink.path}:{ev.line}", config=cfg.text())
             notes = path_notes(facts, path, vid) + (
                 Note(sink.path, ev.line, f"{ev.macro} fires for {vid}", pack),)
             yield Finding(rule.id, severity, last.path, last.line, 1, last.function, message,
