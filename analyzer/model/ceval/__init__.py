@@ -48,8 +48,12 @@ Choices where C leaves room or the kernel needs a stand-in:
   for the rest.
 
 Layout: ``types`` (C types and conversions), ``limits`` (what it raises),
-``runtime`` (events, results, compiled closures and functions), ``expressions`` (one handler per
-expression node), ``statements`` (statements and ``compile_function``).
+``runtime`` (events, results, compiled closures and functions), ``expressions``
+(the dispatcher, one ``e_<node type>`` handler per expression node: names,
+literals, operators), ``operators`` (the closures of C's binary operators),
+``access`` (fields, local arrays, assignments, pointers passed on), ``calls``
+(calls, macros, ``BUG_ON``/``WARN``), ``statements`` (one ``s_<node type>``
+handler per statement, and ``compile_function``).
 """
 
 from __future__ import annotations
