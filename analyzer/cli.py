@@ -150,7 +150,7 @@ def _add_series(sub) -> None:
     s.add_argument("--remote", metavar="URL", help="fetch --range from this remote")
     s.add_argument("--range", metavar="BASE..HEAD", help="with --remote: refs of the remote")
     _common(s)
-    s.set_defaults(func=cmd_series)
+    s.set_defaults(func=cmd_series, series_meta=None)
 
 
 def _add_hook(sub) -> None:
@@ -340,7 +340,7 @@ def cmd_series(args: argparse.Namespace) -> int:
                            selected)
     result = Result(ser.base.target, shown, summary, fixed=verdict.fixed,
                     patch_lines=patches.added_lines(plist, _after(ser)), mode="series",
-                    fixes=fixes)
+                    fixes=fixes, series=args.series_meta)
     sys.stdout.write(render(args.format, result, selected, terse=args.terse, style=_style(args)))
     return EXIT_FINDINGS if shown else EXIT_CLEAN
 
@@ -372,18 +372,10 @@ def _inbox_patches(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
 
 def _fetched_series(args: argparse.Namespace) -> int:
     """Check what --inbox/--remote fetched as a local series; name the series in the output."""
-    import io
-    from contextlib import redirect_stdout
-
-    from .sources.inbox import with_series_meta
-
     local, meta = _inbox_patches(args)
+    local.series_meta = meta
     local.inbox = local.remote = local.range = local.revision = None
-    out = io.StringIO()
-    with redirect_stdout(out):
-        rc = cmd_series(local)
-    sys.stdout.write(with_series_meta(args.format, out.getvalue(), meta))
-    return rc
+    return cmd_series(local)
 
 
 def cmd_history(args: argparse.Namespace) -> int:

@@ -28,8 +28,10 @@ def finding_dict(f: Finding) -> dict[str, Any]:
 def as_json(result: Result) -> str:
     doc: dict[str, Any] = {
         "tool": "vpcheck", "version": __version__, "target": result.target,
-        "findings": [finding_dict(f) for f in result.findings],
     }
+    if result.series is not None:
+        doc["series"] = dict(result.series)
+    doc["findings"] = [finding_dict(f) for f in result.findings]
     if result.fixed is not None:
         doc["fixed"] = [{**finding_dict(f), "fixes_tag": result.fixes.get(f.fingerprint)}
                         if result.fixes else finding_dict(f) for f in result.fixed]

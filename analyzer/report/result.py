@@ -20,6 +20,9 @@ class Result:
     mode: str = "check"  # "check" or "series": SARIF's automationDetails and baselineState
     # series --fixes-tag: fingerprint of a fixed finding -> the Fixes: line its fix carries
     fixes: Mapping[str, str] = field(default_factory=dict)
+    # a fetched series (--inbox, --remote): what names it. Mail: subject, author,
+    # message_id, revision; a remote range: remote, range, head (the others None)
+    series: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,15 @@ def counterexample(f: Finding) -> str:
     if not f.counterexample:
         return ""
     return ", ".join(f"{k}={v}" for k, v in f.counterexample.items())
+
+
+def series_line(series: Mapping[str, Any]) -> str:
+    """The series in one line: the mail's revision, subject, author and Message-ID, or
+    the range of the remote."""
+    if series.get("message_id"):
+        return (f"series: v{series['revision']} '{series['subject']}' from "
+                f"{series['author']} {series['message_id']}")
+    return f"series: {series.get('range')} of {series.get('remote')}"
 
 
 def plural(n: int, word: str) -> str:

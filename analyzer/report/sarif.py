@@ -146,9 +146,11 @@ def sarif(result: Result, rules: Sequence[Rule]) -> str:
                        ("new" if f.patch is not None else "unchanged") if series else None)
                for f in result.findings]
     results += [_result(f, index, result, "absent") for f in result.fixed or ()]
-    run = {"tool": {"driver": driver},
+    run: dict[str, Any] = {"tool": {"driver": driver},
            "automationDetails": {"id": f"vpcheck/{result.mode}/"},
            "results": results}
+    if result.series is not None:
+        run["properties"] = {"series": dict(result.series)}
     doc = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
            "runs": [run]}
     return json.dumps(doc, indent=2) + "\n"

@@ -12,7 +12,7 @@ import textwrap
 from collections.abc import Iterator
 
 from ..findings import Finding
-from .result import PLAIN, Result, Style, counterexample, plural
+from .result import PLAIN, Result, Style, counterexample, plural, series_line
 
 WIDTH = 120
 INDENT = "    "
@@ -67,9 +67,12 @@ def _details(f: Finding, style: Style) -> Iterator[str]:
 
 
 def text(result: Result, style: Style = PLAIN) -> str:
+    """The report; a fetched series is named on a first ``series:`` line (even with
+    ``-q``: it says what was checked)."""
+    head = [series_line(result.series)] if result.series is not None else []
     if style.quiet and not result.findings and not result.fixed:
-        return ""
-    out: list[str] = []
+        return "".join(line + "\n" for line in head)
+    out: list[str] = head
     for f in result.findings:
         out += _head(f, style)
         out += _details(f, style)

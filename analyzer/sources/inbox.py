@@ -615,33 +615,3 @@ def range_from_remote(url: str, rev_range: str) -> tuple[str, str, dict]:
 def _is_shallow(url: str) -> bool:
     key = hashlib.sha1(url.encode()).hexdigest()[:16]
     return (cache_dir() / "remotes" / f"{key}.git" / "shallow").exists()
-
-
-# --- output -----------------------------------------------------------------
-
-
-def with_series_meta(fmt: str, out: str, meta: dict) -> str:
-    """Name the fetched series in the rendered output: JSON's top-level ``series``,
-    SARIF's ``runs[0].properties.series``, a first line of text. The line formats
-    (gcc, checkpatch) stay finding lines only, as their readers demand."""
-    import json
-
-    if fmt == "json":
-        doc = json.loads(out)
-        keys = list(doc)
-        at = keys.index("target") + 1 if "target" in keys else len(keys)
-        doc = {**{k: doc[k] for k in keys[:at]}, "series": meta,
-               **{k: doc[k] for k in keys[at:]}}
-        return json.dumps(doc, indent=2) + "\n"
-    if fmt == "sarif":
-        doc = json.loads(out)
-        doc["runs"][0].setdefault("properties", {})["series"] = meta
-        return json.dumps(doc, indent=2) + "\n"
-    if fmt == "text":
-        if meta.get("message_id"):
-            head = (f"series: v{meta['revision']} '{meta['subject']}' from {meta['author']} "
-                    f"{meta['message_id']}")
-        else:
-            head = f"series: {meta.get('range')} of {meta.get('remote')}"
-        return head + "\n" + out
-    return out
