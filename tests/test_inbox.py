@@ -463,3 +463,23 @@ def test_damaged_index_is_rebuilt(env, archive) -> None:
     warns: list[str] = []
     assert subjects(lookup(archive, "v2-0@ibm", warns=warns)) == V2
     assert warns[0] == f"{index}: damaged index, rebuilding it"
+
+
+def test_a_fetch_from_a_hook_writes_only_the_cache(env, archive, user_repo, monkeypatch) -> None:
+    """git hooks run with GIT_DIR set to the user's repository: the fetch into the cache
+    must not follow it (every git command is pinned to the cache repository)."""
+    before = repo_state(user_repo)
+    with monkeypatch.context() as m:
+        m.setenv("GIT_DIR", str(user_repo / ".git"))
+        m.setenv("GIT_INDEX_FILE", str(user_repo / ".git" / "index"))  # as pre-commit
+        assert subjects(lookup(archive, "v2-0@ibm")) == V2
+    assert repo_state(user_repo) == before
+    assert any(p.endswith(".git/HEAD") for p in files_under(env["cache"] / "vpcheck" / "inbox"))
+
+
+def test_a_failed_first_fetch_leaves_nothing(env, tmp_path) -> None:
+    empty = tmp_path / "not-an-archive"
+    empty.mkdir()
+    with pytest.raises(InputError, match="cannot fetch HEAD"):
+        inbox.open_archive(str(empty), lambda m: None)
+    assert files_under(env["cache"]) == {}

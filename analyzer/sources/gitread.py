@@ -1,4 +1,4 @@
-"""Read-only access to the user's git repository, whatever its layout.
+"""Git: read-only access to the user's repository, and fetches into vpcheck's cache.
 
 Linked worktrees, bare repositories, submodules (a ``.git`` file), a
 subdirectory of the work tree and shallow clones all go through ``git``
@@ -6,17 +6,25 @@ itself, so every layout git understands works here. Only reading commands
 run (``rev-parse``, ``ls-tree``, ``log``, ``cat-file``, ``diff``) and
 ``GIT_OPTIONAL_LOCKS=0`` stops ``diff`` from refreshing the index: nothing
 under ``.git`` is written, modification times included.
+
+What comes from elsewhere (a public-inbox archive, a remote's range) is
+fetched by :func:`fetch_to_cache` only, into a bare repository of the cache.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import InputError
-from .tree import GIT_ENV
+from .tree import GIT_ENV, cache_dir, check_remote_url, git_message
 
 _ZERO = re.compile(r"^0+$")
 
@@ -158,3 +166,116 @@ def first_parent_history(repo: Repo, head: str, paths: Sequence[str], bound: int
         for path, old in changes.get(c, ()):
             state[path] = None if is_zero(old) else old
     return out
+
+
+# --- fetching into the cache ------------------------------------------------
+
+_SAFE_REF = re.compile(r"^[A-Za-z0-9._/+-]+$")
+
+
+def is_safe_ref(ref: str) -> bool:
+    """A ref name git can read neither as an option nor as a range or a path trick."""
+    return bool(_SAFE_REF.match(ref)) and not ref.startswith(("-", ".")) and ".." not in ref
+
+
+def cache_path(kind: str, url: str) -> Path:
+    """Where ``url`` is kept: one bare repository per URL under ``cache_dir()/kind``."""
+    return cache_dir() / kind / f"{hashlib.sha1(url.encode()).hexdigest()[:16]}.git"
+
+
+def cache_repo(path: Path, init: bool = False):
+    """The cache repository at ``path``, every git command pinned to it.
+
+    vpcheck may run from a git hook, where GIT_DIR and friends point at the
+    user's repository: without the pinning, ``git init``/``fetch`` would write
+    there and objects would be read from there.
+    """
+    import git
+
+    pinned = {**GIT_ENV, "GIT_DIR": str(path), "GIT_COMMON_DIR": str(path),
+              "GIT_OBJECT_DIRECTORY": str(path / "objects"),
+              "GIT_ALTERNATE_OBJECT_DIRECTORIES": "", "GIT_INDEX_FILE": str(path / "index")}
+    try:
+        if init:
+            git.Git(str(path)).execute(["git", "init", "--quiet", "--bare", str(path)],
+                                       env={**os.environ, **pinned})
+        repo = git.Repo(path)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, git.GitCommandError):
+        raise InputError(f"{path}: broken cache repository (remove it)") from None
+    repo.git.update_environment(**pinned)
+    return repo
+
+
+@contextlib.contextmanager
+def _locked(directory: Path):
+    """An exclusive ``flock`` on a cache directory itself: one fetch at a time.
+
+    Locking the directory leaves no lock file behind, and the kernel drops the
+    lock when the process dies, so a killed run never blocks the next.
+    """
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _fetch(repo, url: str, local: bool, refspecs: Sequence[str], options: Sequence[str]) -> None:
+    """One ``git fetch`` restricted to the allowed protocols (file only for a local URL)."""
+    import git
+
+    allow = ["-c", "protocol.allow=never"]
+    for proto in ("https", "ssh", "git") + (("file",) if local else ()):
+        allow += ["-c", f"protocol.{proto}.allow=always"]
+    cmd = ["git", *allow, "-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60",
+           "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-gc", *options,
+           "--", url, *refspecs]
+    try:
+        repo.git.execute(cmd)
+    except git.GitCommandError as e:
+        why = git_message(e.stderr if isinstance(e.stderr, str) else "") or f"git exit {e.status}"
+        what = ", ".join(r.lstrip("+").partition(":")[0] for r in refspecs)
+        raise InputError(f"{url}: cannot fetch {what}: {why}") from None
+
+
+def fetch_to_cache(url: str, refspecs: Sequence[str], kind: str,
+                   options: Sequence[str] = ()) -> tuple[str, Path]:
+    """Fetch ``refspecs`` of ``url`` into the cache; return the checked URL and the path
+    of its bare repository (open it with :func:`cache_repo`).
+
+    The URL must pass :func:`~analyzer.sources.tree.check_remote_url`; only https,
+    ssh, git (and file, for a local path) may be spoken, without prompts or system
+    configuration. Runs sharing ``kind`` take turns (a lock on its directory). A new
+    repository is initialised and fetched in a private directory and renamed into
+    place only once the fetch succeeded, so a failed or interrupted first fetch
+    leaves nothing in the cache.
+    """
+    url, local = check_remote_url(url)
+    path = cache_path(kind, url)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{path.parent}: cannot create the cache: {e.strerror}") from None
+    with _locked(path.parent):
+        if (path / "HEAD").exists():
+            repo = cache_repo(path)
+            try:
+                _fetch(repo, url, local, refspecs, options)
+            finally:
+                repo.close()
+            return url, path
+        new = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
+        try:
+            repo = cache_repo(new, init=True)
+            try:
+                _fetch(repo, url, local, refspecs, options)
+            finally:
+                repo.close()
+            shutil.rmtree(path, ignore_errors=True)  # a leftover without HEAD
+            os.rename(new, path)
+        finally:
+            shutil.rmtree(new, ignore_errors=True)
+    return url, path

@@ -8,8 +8,9 @@ every fetch from the commits that are new since the last indexed tip, so a
 lookup costs a few queries however large the archive is. Mail is untrusted:
 a message that cannot be used is one warning line, never a traceback.
 
-Fetches use :mod:`analyzer.sources.tree`'s rules: the same URL check, environment
-and protocol allow-list, into the same cache directory.
+Fetches go through :func:`analyzer.sources.gitread.fetch_to_cache`, as every
+fetch of vpcheck does: the same URL check, environment, protocol allow-list,
+lock and cache directory.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import email.parser
 import email.policy
 import email.utils
 import hashlib
-import os
 import re
 import sqlite3
 import urllib.parse
@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from .tree import _SAFE_REF, GIT_ENV, cache_dir, check_remote_url
+from .gitread import cache_repo, fetch_to_cache, is_safe_ref
+from .tree import cache_dir
 
 Warn = Callable[[str], None]
 
@@ -128,47 +129,6 @@ def parse_headers(blob: str, raw: bytes) -> Header | str:
     except (ValueError, TypeError, LookupError, UnicodeError, IndexError, AttributeError,
             email.errors.MessageError) as e:
         return f"unreadable headers ({type(e).__name__})"
-
-
-# --- fetching ---------------------------------------------------------------
-
-
-def _cache_repo(kind: str, url: str):
-    import git
-
-    key = hashlib.sha1(url.encode()).hexdigest()[:16]
-    path = cache_dir() / kind / f"{key}.git"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        return git.Repo(path) if (path / "HEAD").exists() else git.Repo.init(path, bare=True)
-    except (git.InvalidGitRepositoryError, git.GitCommandError):
-        raise InputError(f"{path}: broken cache repository (remove it)") from None
-
-
-def fetch(url: str, refspecs: Sequence[str], kind: str, options: Sequence[str] = ()):
-    """Fetch into a bare repository of the cache, under sources/tree.py's safety rules."""
-    import git
-
-    url, local = check_remote_url(url)
-    repo = _cache_repo(kind, url)
-    allow = ["-c", "protocol.allow=never"]
-    for proto in ("https", "ssh", "git") + (("file",) if local else ()):
-        allow += ["-c", f"protocol.{proto}.allow=always"]
-    cmd = ["git", *allow, "fetch", "--quiet", "--no-tags", "--no-auto-gc", *options, "--",
-           url, *refspecs]
-    try:
-        repo.git.execute(cmd, env={**os.environ, **GIT_ENV})
-    except git.GitCommandError as e:
-        repo.close()
-        raise InputError(f"{url}: cannot fetch: {_git_error(e)}") from None
-    return url, repo
-
-
-def _git_error(e) -> str:
-    """git's own complaint (its first fatal:/error: line), not GitPython's wrapping."""
-    text = re.sub(r"^\s*stderr: '(.*)'\s*$", r"\1", str(e.stderr or ""), flags=re.S)
-    m = re.search(r"^(?:fatal|error): *(.+)$", text, re.M)
-    return m.group(1).strip() if m else (text.strip().splitlines() or ["git failed"])[-1]
 
 
 # --- the Message-ID index ---------------------------------------------------
@@ -317,7 +277,8 @@ class Archive:
 
 def open_archive(url: str, warn: Warn) -> tuple[Archive, int]:
     """Fetch (or update) one epoch and its index; return it and the messages newly read."""
-    url, repo = fetch(url, [f"+HEAD:{INBOX_REF}"], "inbox")
+    url, path = fetch_to_cache(url, [f"+HEAD:{INBOX_REF}"], "inbox")
+    repo = cache_repo(path)
     try:
         index = Path(repo.git_dir).with_suffix(".sqlite3")
         read = update_index(repo, index, url, warn)
@@ -565,10 +526,9 @@ def series_from_inbox(urls: Sequence[str], msgid: str, revision: int | None,
     """Fetch the epochs, find the thread of ``msgid``, and write the picked series
     as an mbox in the cache; return it and the mbox's path."""
     mid = msgid_argument(msgid)
-    import git
 
     archives = [open_archive(u, warn)[0] for u in urls]
-    repos = {a.url: git.Repo(a.repo_path) for a in archives}
+    repos = {a.url: cache_repo(Path(a.repo_path)) for a in archives}
     try:
         picked = pick(thread(archives, mid, warn), revision, _reader(repos), warn)
     finally:
@@ -591,18 +551,17 @@ def range_from_remote(url: str, rev_range: str) -> tuple[str, str, dict]:
     import git
 
     base, sep, head = rev_range.partition("..")
-    for ref in (base, head):
-        if not sep or not ref or not _SAFE_REF.match(ref) or ref.startswith(("-", ".")) \
-                or ".." in ref:
-            raise InputError(f"{rev_range!r}: not a BASE..HEAD range of remote refs")
-    url, repo = fetch(url, [f"+{base}:refs/vpcheck/range-base"], "remotes", ["--depth=1"])
-    repo.close()
+    if not sep or not is_safe_ref(base) or not is_safe_ref(head):
+        raise InputError(f"{rev_range!r}: not a BASE..HEAD range of remote refs")
+    url, path = fetch_to_cache(url, [f"+{base}:refs/vpcheck/range-base"], "remotes",
+                               ["--depth=1"])
+    head_spec = [f"+{head}:refs/vpcheck/range-head"]
     try:
-        url, repo = fetch(url, [f"+{head}:refs/vpcheck/range-head"], "remotes",
-                          [f"--shallow-exclude={base}"])
+        fetch_to_cache(url, head_spec, "remotes", [f"--shallow-exclude={base}"])
     except InputError:  # the server cannot cut at BASE: take HEAD's history whole
-        url, repo = fetch(url, [f"+{head}:refs/vpcheck/range-head"], "remotes", ["--unshallow"]
-                          if _is_shallow(url) else [])
+        fetch_to_cache(url, head_spec, "remotes",
+                       ["--unshallow"] if (path / "shallow").exists() else [])
+    repo = cache_repo(path)
     try:
         b, h = (repo.commit(f"refs/vpcheck/range-{x}").hexsha for x in ("base", "head"))
     except (ValueError, git.BadName):
@@ -610,8 +569,3 @@ def range_from_remote(url: str, rev_range: str) -> tuple[str, str, dict]:
     finally:
         repo.close()
     return repo.git_dir, f"{b}..{h}", {"remote": url, "range": rev_range, "head": h}
-
-
-def _is_shallow(url: str) -> bool:
-    key = hashlib.sha1(url.encode()).hexdigest()[:16]
-    return (cache_dir() / "remotes" / f"{key}.git" / "shallow").exists()
