@@ -19,10 +19,12 @@ back is a regression, and its current interval names the commit to put in
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import InputError
 from .findings import Finding
@@ -187,8 +189,33 @@ def walk(repo, rev_range: str | None) -> list[State]:
 # --- analysing snapshots ----------------------------------------------------
 
 
-def snapshot_key(blobs: tuple[tuple[str, str], ...], rule_ids: Sequence[str]) -> str:
-    return cache.digest(cache.code_version(), ",".join(rule_ids), *(f"{p}:{b}" for p, b in blobs))
+def _rule_data():
+    """The shipped rule files and profiles (``rules/`` of the checkout)."""
+    return importlib.resources.files("analyzer.rules")
+
+
+def rules_digest(rules: Sequence[Rule]) -> str:
+    """Digest of the data a verdict depends on besides the code: every shipped rule file
+    (``*.toml``) and profile (``profiles/*.toml``), and the file of a profile a rule was
+    bound to from elsewhere. A changed profile must not reuse a cached verdict."""
+    root = _rule_data()
+    files = [(p.name, p) for p in root.iterdir() if p.name.endswith(".toml")]
+    files += [(f"profiles/{p.name}", p) for p in (root / "profiles").iterdir()
+              if p.name.endswith(".toml")]
+    parts = [f"{name}:{cache.digest(p.read_bytes())}" for name, p in sorted(files)]
+    for source in sorted({r.profile.source for r in rules}):
+        path = Path(source)
+        if not source.startswith("profiles/") and path.is_file():
+            parts.append(f"{source}:{cache.digest(path.read_bytes())}")
+    return cache.digest(*parts)
+
+
+def snapshot_key(blobs: tuple[tuple[str, str], ...], rule_ids: Sequence[str],
+                 rules_key: str) -> str:
+    """What a snapshot's verdicts depend on: the code, the rules selected and their data
+    (:func:`rules_digest`), and the blobs the checks read."""
+    return cache.digest(cache.code_version(), ",".join(rule_ids), rules_key,
+                        *(f"{p}:{b}" for p, b in blobs))
 
 
 def _keys(repo_path: str, states: Sequence[State], rules: Sequence[Rule]) -> list[str]:
@@ -198,7 +225,7 @@ def _keys(repo_path: str, states: Sequence[State], rules: Sequence[Rule]) -> lis
     from .ruleset import tokens
 
     toks, repo = tokens(rules), _repo(repo_path)
-    rule_ids = tuple(r.id for r in rules)
+    rule_ids, rules_key = tuple(r.id for r in rules), rules_digest(rules)
     read: dict[str, bool] = {}
 
     def matters(blob: str) -> bool:
@@ -211,7 +238,7 @@ def _keys(repo_path: str, states: Sequence[State], rules: Sequence[Rule]) -> lis
     for s in states:
         kernel = any(p.startswith("arch/powerpc/kvm/") for p, _ in s.blobs)
         kept = tuple((p, b) for p, b in s.blobs if matters(b))
-        keys.append(snapshot_key((("<kvm>", str(kernel)), *kept), rule_ids))
+        keys.append(snapshot_key((("<kvm>", str(kernel)), *kept), rule_ids, rules_key))
     return keys
 
 

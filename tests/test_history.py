@@ -352,3 +352,27 @@ def test_series_fixes_tag_names_the_commit_that_introduced_each_fixed_finding(
     rc, out, _ = cli("series", "HEAD~1..HEAD", "--repo", str(repo), "--format", "json")
     assert all("fixes_tag" not in f for f in json.loads(out)["fixed"])
     assert repo_state(repo) == before
+
+
+@pytest.mark.parametrize("changed", ["profiles/powerpc-kvm-hv.toml", "pack-table.toml"])
+def test_a_changed_profile_or_rule_file_invalidates_cached_verdicts(hist, cli, tmp_path,
+                                                                     monkeypatch,
+                                                                     changed: str) -> None:
+    """The verdict key covers the rule files and the profiles, not only the code."""
+    import importlib.resources
+    import shutil
+
+    from analyzer import history
+
+    data = tmp_path / "rules"
+    shutil.copytree(Path(str(importlib.resources.files("analyzer.rules"))), data)
+    monkeypatch.setattr(history, "_rule_data", lambda: data)
+    repo, _ = hist
+    _, first = _history(cli, repo)
+    _, again = _history(cli, repo)
+    assert first["summary"]["analysed"] > 0 and again["summary"]["analysed"] == 0
+    with (data / changed).open("a") as f:
+        f.write("# a change a cached verdict must not survive\n")
+    _, after = _history(cli, repo)
+    assert after["summary"]["cached"] == 0
+    assert after["summary"]["analysed"] == first["summary"]["analysed"]
