@@ -501,7 +501,7 @@ def cmd_model(args: argparse.Namespace) -> int:
         m = occupancy.mapping(t, pack, cfg, args.vcpus or args.nr_cpus, rule)
     except ModelLimit as e:
         raise InputError(f"model: cannot evaluate {e.function or pack}(): {e}") from None
-    check("model_ids", m.size, f"model: KVM_MAX_VCPUS={m.size} for --nr-cpus {args.nr_cpus}")
+    check("model_ids", m.size, f"model: {prof.count}={m.size} for --nr-cpus {args.nr_cpus}")
     if args.svg:
         try:
             with open(args.svg, "w", encoding="utf-8") as fh:
