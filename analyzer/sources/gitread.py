@@ -223,8 +223,10 @@ def _locked(directory: Path):
         os.close(fd)  # releases the lock
 
 
-def _fetch(repo, url: str, local: bool, refspecs: Sequence[str], options: Sequence[str]) -> None:
-    """One ``git fetch`` restricted to the allowed protocols (file only for a local URL)."""
+def _fetch(repo, url: str, local: bool, refspecs: Sequence[str],
+           options: Sequence[str]) -> tuple[str, ...]:
+    """One ``git fetch`` restricted to the allowed protocols (file only for a local URL);
+    the commits the refspecs' destinations name afterwards."""
     import git
 
     allow = ["-c", "protocol.allow=never"]
@@ -233,25 +235,47 @@ def _fetch(repo, url: str, local: bool, refspecs: Sequence[str], options: Sequen
     cmd = ["git", *allow, "-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60",
            "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-gc", *options,
            "--", url, *refspecs]
+    what = ", ".join(r.lstrip("+").partition(":")[0] for r in refspecs)
     try:
         repo.git.execute(cmd)
     except git.GitCommandError as e:
         why = git_message(e.stderr if isinstance(e.stderr, str) else "") or f"git exit {e.status}"
-        what = ", ".join(r.lstrip("+").partition(":")[0] for r in refspecs)
         raise InputError(f"{url}: cannot fetch {what}: {why}") from None
+    try:
+        return tuple(repo.git.rev_parse("--verify", "-q", f"{r.partition(':')[2]}^{{commit}}")
+                     for r in refspecs)
+    except git.GitCommandError:
+        raise InputError(f"{url}: fetched {what} but it is not a commit") from None
+
+
+def _fetch_into(path: Path, init: bool, url: str, local: bool, refspecs: Sequence[str],
+                options: Sequence[str]) -> tuple[str, ...]:
+    repo = cache_repo(path, init)
+    try:
+        return _fetch(repo, url, local, refspecs, options)
+    finally:
+        repo.close()
+
+
+@dataclass(frozen=True)
+class Fetched:
+    url: str  # as checked (a local path resolved)
+    path: Path  # the bare cache repository: open it with cache_repo()
+    commits: tuple[str, ...]  # what each refspec's destination named, read under the lock
 
 
 def fetch_to_cache(url: str, refspecs: Sequence[str], kind: str,
-                   options: Sequence[str] = ()) -> tuple[str, Path]:
-    """Fetch ``refspecs`` of ``url`` into the cache; return the checked URL and the path
-    of its bare repository (open it with :func:`cache_repo`).
+                   options: Sequence[str] = ()) -> Fetched:
+    """Fetch ``refspecs`` (``+SRC:DST``) of ``url`` into the cache's bare repository
+    for ``url`` under ``kind``.
 
     The URL must pass :func:`~analyzer.sources.tree.check_remote_url`; only https,
     ssh, git (and file, for a local path) may be spoken, without prompts or system
-    configuration. Runs sharing ``kind`` take turns (a lock on its directory). A new
-    repository is initialised and fetched in a private directory and renamed into
-    place only once the fetch succeeded, so a failed or interrupted first fetch
-    leaves nothing in the cache.
+    configuration. Runs sharing ``kind`` take turns (a lock on its directory), and
+    the commits fetched are read before the lock is released, so a concurrent fetch
+    cannot swap them. A new repository is initialised and fetched in a private
+    directory and renamed into place only once the fetch succeeded, so a failed or
+    interrupted first fetch leaves nothing in the cache.
     """
     url, local = check_remote_url(url)
     path = cache_path(kind, url)
@@ -261,21 +285,32 @@ def fetch_to_cache(url: str, refspecs: Sequence[str], kind: str,
         raise InputError(f"{path.parent}: cannot create the cache: {e.strerror}") from None
     with _locked(path.parent):
         if (path / "HEAD").exists():
-            repo = cache_repo(path)
-            try:
-                _fetch(repo, url, local, refspecs, options)
-            finally:
-                repo.close()
-            return url, path
+            return Fetched(url, path, _fetch_into(path, False, url, local, refspecs, options))
         new = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
         try:
-            repo = cache_repo(new, init=True)
-            try:
-                _fetch(repo, url, local, refspecs, options)
-            finally:
-                repo.close()
+            commits = _fetch_into(new, True, url, local, refspecs, options)
             shutil.rmtree(path, ignore_errors=True)  # a leftover without HEAD
             os.rename(new, path)
         finally:
             shutil.rmtree(new, ignore_errors=True)
-    return url, path
+    return Fetched(url, path, commits)
+
+
+def from_remote(url: str, ref: str):
+    """The relevant files of ``ref`` of ``url`` (``check --remote``), fetched shallow
+    into the cache and read from its objects."""
+    from .tree import Snapshot, resolve_commit, tree_files
+
+    if not is_safe_ref(ref):
+        raise InputError(f"{ref!r}: unsafe ref name")
+    url, local = check_remote_url(url)
+    # a shallow fetch from a local repository would need upload-pack options
+    fetched = fetch_to_cache(url, [f"+{ref}:refs/vpcheck/fetched"], "remotes",
+                             [] if local else ["--depth=1"])
+    repo = cache_repo(fetched.path)
+    try:
+        snap = Snapshot(f"{url}@{ref}", tree_files(resolve_commit(repo, fetched.commits[0]).tree))
+    finally:
+        repo.close()
+    snap.require_kernel_tree()
+    return snap

@@ -277,8 +277,8 @@ class Archive:
 
 def open_archive(url: str, warn: Warn) -> tuple[Archive, int]:
     """Fetch (or update) one epoch and its index; return it and the messages newly read."""
-    url, path = fetch_to_cache(url, [f"+HEAD:{INBOX_REF}"], "inbox")
-    repo = cache_repo(path)
+    fetched = fetch_to_cache(url, [f"+HEAD:{INBOX_REF}"], "inbox")
+    url, repo = fetched.url, cache_repo(fetched.path)
     try:
         index = Path(repo.git_dir).with_suffix(".sqlite3")
         read = update_index(repo, index, url, warn)
@@ -548,24 +548,15 @@ def range_from_remote(url: str, rev_range: str) -> tuple[str, str, dict]:
     """Fetch ``BASE..HEAD`` (refs of ``url``) into the cache: the repository, the range
     as commit ids, and what names it. Only the commits of the range are fetched when
     the server allows it (a shallow base, the head cut at the base)."""
-    import git
-
     base, sep, head = rev_range.partition("..")
     if not sep or not is_safe_ref(base) or not is_safe_ref(head):
         raise InputError(f"{rev_range!r}: not a BASE..HEAD range of remote refs")
-    url, path = fetch_to_cache(url, [f"+{base}:refs/vpcheck/range-base"], "remotes",
-                               ["--depth=1"])
+    got = fetch_to_cache(url, [f"+{base}:refs/vpcheck/range-base"], "remotes", ["--depth=1"])
     head_spec = [f"+{head}:refs/vpcheck/range-head"]
     try:
-        fetch_to_cache(url, head_spec, "remotes", [f"--shallow-exclude={base}"])
+        tip = fetch_to_cache(got.url, head_spec, "remotes", [f"--shallow-exclude={base}"])
     except InputError:  # the server cannot cut at BASE: take HEAD's history whole
-        fetch_to_cache(url, head_spec, "remotes",
-                       ["--unshallow"] if (path / "shallow").exists() else [])
-    repo = cache_repo(path)
-    try:
-        b, h = (repo.commit(f"refs/vpcheck/range-{x}").hexsha for x in ("base", "head"))
-    except (ValueError, git.BadName):
-        raise InputError(f"{url}: fetched {rev_range} but cannot read it") from None
-    finally:
-        repo.close()
-    return repo.git_dir, f"{b}..{h}", {"remote": url, "range": rev_range, "head": h}
+        tip = fetch_to_cache(got.url, head_spec, "remotes",
+                             ["--unshallow"] if (got.path / "shallow").exists() else [])
+    b, h = got.commits[0], tip.commits[0]
+    return str(got.path), f"{b}..{h}", {"remote": got.url, "range": rev_range, "head": h}
