@@ -223,11 +223,10 @@ def _is_ancestor(repo, old: str, new: str) -> bool:
         return False
 
 
-def update_index(repo, path: Path, label: str, warn: Warn) -> int:
-    """Bring the index up to the fetched tip; return how many messages were read."""
+def update_index(repo, tip: str, path: Path, label: str, warn: Warn) -> int:
+    """Bring the index up to the fetched ``tip``; return how many messages were read."""
     conn = _connect(path, warn)
     try:
-        tip = repo.git.rev_parse(INBOX_REF)
         row = conn.execute("SELECT value FROM meta WHERE key='tip'").fetchone()
         since = row[0] if row else None
         if since == tip:
@@ -281,7 +280,7 @@ def open_archive(url: str, warn: Warn) -> tuple[Archive, int]:
     url, repo = fetched.url, cache_repo(fetched.path)
     try:
         index = Path(repo.git_dir).with_suffix(".sqlite3")
-        read = update_index(repo, index, url, warn)
+        read = update_index(repo, fetched.commits[0], index, url, warn)
         return Archive(url, repo.git_dir, index), read
     finally:
         repo.close()
