@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from ..c.facts import Facts
 from ..findings import Counterexample, Note
 from ..model import packing as model
-from ..model import paths, roles
+from ..model import paths, roles, space
 from ..profile import Entry
 
 
@@ -26,8 +26,11 @@ def table_field(rule, facts: Facts) -> str:
 
 
 def configs(rule, t: model.Tree, layouts: bool = False) -> list[model.Config]:
-    return t.configs(tuple(rule.params["nr_cpus"]) if "nr_cpus" in rule.params else None,
-                     layouts)
+    """The configurations a rule sweeps, smallest first: the tree's configuration space
+    (analyzer/model/space.py), or the builds the rule file lists in ``nr_cpus``."""
+    if "nr_cpus" in rule.params:
+        return t.configs(tuple(rule.params["nr_cpus"]), layouts)
+    return space.configs(t, layouts)
 
 
 def entries(rule, facts: Facts) -> Iterator[Entry]:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from ..c import parse as cparse
 from ..c.facts import Facts
 from ..findings import Finding
-from ..model import paths
+from ..model import paths, space
 from ._common import configs, entries, found_roles, record, table_field, tree
 from .registry import check
 
@@ -39,7 +39,7 @@ def _first_collision(rule, t, cp):
     for cfg in configs(rule, t):
         limit = t.id_space(cfg) or 8 * cfg.nr_cpus
         seen: dict[int, int] = {}
-        for vid in range(limit):
+        for vid in space.ids(limit, space.values(t, cfg.nr_cpus, cfg.stride)):
             slot = cp.slot(cfg, vid)
             if not slot.admitted or slot.events:
                 continue

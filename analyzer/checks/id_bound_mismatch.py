@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from ..c import parse as cparse
 from ..c.facts import Facts
 from ..findings import Finding
-from ..model import paths
+from ..model import paths, space
 from ..model import roles as roles_mod
 from ._common import configs, entries, found_roles, record, tree
 from .registry import check
@@ -56,7 +56,7 @@ def _first_refused(rule, t, cp, routes):
     for cfg in configs(rule, t):
         extra = {prof.fields["block_count"]: t.macro(prof.count, cfg),
                  roles_mod.vp_field(t.facts, prof): 0}
-        for vid in range(t.id_space(cfg)):
+        for vid in space.ids(t.id_space(cfg), space.values(t, cfg.nr_cpus, cfg.stride)):
             slot = cp.slot(cfg, vid)
             if not slot.admitted or slot.events:
                 continue
