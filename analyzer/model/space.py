@@ -211,6 +211,12 @@ def _config_only(text: str, names: set[str]) -> bool:
     return all(w in names or w in _C_WORDS for w, obj in _WORD.findall(text) if not obj)
 
 
+def config_decided(t, text: str) -> bool:
+    """Does the configuration alone decide ``text`` (a macro, a field the configuration
+    binds, a literal, arithmetic of those)?"""
+    return _config_only(text, _names(t))
+
+
 def find(t, entry, targets) -> tuple:
     """The paths from ``entry`` that hand its ID to one of ``targets`` (lookups by the
     profile's sanitizers trusted), once per tree: the space and the rules share them."""
