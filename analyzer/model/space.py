@@ -240,7 +240,11 @@ def _sides(node) -> Iterator[tuple[str, bool]]:
 
 def values(t, nr_cpus: int, stride: int) -> tuple[int | None, ...]:
     """The value of each of :func:`exprs` in one build and stride (None: not decided by
-    the configuration there)."""
+    the configuration there), once per tree."""
+    return t._once(("space-values", nr_cpus, stride), lambda: _values(t, nr_cpus, stride))
+
+
+def _values(t, nr_cpus: int, stride: int) -> tuple[int | None, ...]:
     from . import packing as model
 
     prof = t.profile
