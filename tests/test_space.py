@@ -102,6 +102,8 @@ def test_without_a_kconfig_the_profiles_range_holds() -> None:
     ("config NR_CPUS\n\trange 2 64 if FOO = y\n\trange 4 32\nconfig OTHER\n\trange 1 2\n",
      (4, 32, None)),
     ("config OTHER\n\trange 2 64\n", None),
+    ("config NR_CPUS  # comment\n\trange 2 64 # why\n\thelp\n\t  range 1 9\n",
+     (2, 64, None)),
 ])
 def test_kconfig_range_and_default_follow_the_builds_conditions(text, want) -> None:
     enabled = frozenset({"CONFIG_SMP", "CONFIG_PPC64"})

@@ -71,15 +71,17 @@ def parse_kconfig(text: str, symbol: str, enabled: frozenset[str]):
     """(low, high, default) of ``config SYMBOL``: the first ``range`` and ``default``
     whose condition the build meets; None without a range."""
     lines = iter(text.splitlines())
+    head = re.compile(rf"config\s+{re.escape(symbol)}\s*(?:#.*)?$")
     for line in lines:
-        if line.strip() == f"config {symbol}":
+        if head.match(line):
             break
     else:
         return None
     rng = default = None
     for line in lines:
-        if _STOP.match(line):
-            break
+        line = line.split("#", 1)[0]
+        if _STOP.match(line) or line.strip() in ("help", "---help---"):
+            break  # the next entry, or the help text (which may say anything)
         line = line.strip()
         if (m := _RANGE.match(line)) and rng is None and _holds(m.group(3), enabled):
             rng = int(m.group(1)), int(m.group(2))
