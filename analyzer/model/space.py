@@ -32,7 +32,7 @@ from ..profile import Profile
 from . import ceval
 
 SMALL_BUILD = 32  # up to here every threads-per-core count is swept; above, the extremes
-EXHAUSTIVE_IDS = 4096  # ID spaces up to this size are tried whole
+EXHAUSTIVE_IDS = 1024  # ID spaces up to this size are tried whole
 DENSE_SERVERS = 64  # nr_servers ranges up to this size are tried whole
 MULTIPLES = 64  # multiples of a boundary tried when the ID space is not tried whole
 _EVAL_ERRORS = (ceval.Unsupported, ceval.ModelError, ceval.Unbound, ZeroDivisionError)
