@@ -160,3 +160,15 @@ def test_the_cli_reads_the_kconfig_of_a_directory(tree_copy: Path, cli) -> None:
     k.write_text(k.read_text().replace("range 2 8192 if SMP", "range 2 16 if SMP"))
     rc, out, _ = cli("check", str(tree_copy), "--format", "json", "--rule", "vp-block-bound")
     assert rc == 0, out
+
+
+def test_a_reused_verdict_follows_the_kconfig() -> None:
+    """Series mode reuses a verdict while nothing it reads changes: the range of builds
+    is something it reads."""
+    snap = fixture_snapshot(TREE)
+    rules = ruleset.select(["vp-block-bound"])
+    narrow = _with_kconfig(snap, snap.files[KCONFIG].decode().replace(
+        "range 2 8192 if SMP", "range 2 16 if SMP"))
+    first = checks.run(rules, facts.extract(snap, ruleset.tokens(rules)), reuse=True)
+    second = checks.run(rules, facts.extract(narrow, ruleset.tokens(rules)), reuse=True)
+    assert len(first) == 1 and not second
