@@ -56,7 +56,6 @@ def path_notes(facts: Facts, path: paths.Path, vid: int) -> tuple[Note, ...]:
     return tuple(out)
 
 
-
 def refused_notes(facts: Facts, path: paths.Path, vid: int,
                   refused_at: tuple[str, int]) -> tuple[Note, ...]:
     """The path from the entry point to the guard that turns ``vid`` away, as notes."""
