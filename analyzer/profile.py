@@ -32,7 +32,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "fields": {"block_base": (str, True), "table": (str, True), "block_count": (str, True)},
     "config": {"kconfig": (list, True), "arch_defined": (list, False), "nr_cpus": (str, True),
                "stride": (str, True), "nr_cpus_values": (list, True), "strides": (list, True),
-               "nr_cpus_range": (list, False),
+               "nr_cpus_range": (list, False), "nr_cpus_kconfig": (str, False),
                "block_count_min": (int, True), "block_count_max": (str, True)},
     "config.variant": {"guard": (str, True)},
     "runtime": {"sanitizers": (list, False), "succeed": (list, False),
@@ -79,6 +79,7 @@ class Profile:
     sanitizers: frozenset[str] = field(default_factory=frozenset)
     succeed: frozenset[str] = field(default_factory=frozenset)  # runtime calls: any ID works
     vp_block_alloc: tuple[str, ...] = ()  # runtime calls allocating the VP block
+    nr_cpus_kconfig: str | None = None  # the tree's Kconfig file that bounds nr_cpus
 
     def __hash__(self) -> int:
         return hash((self.name, self.source))
@@ -171,7 +172,8 @@ def parse(source: str, data: bytes) -> Profile:
         variant_guard=variant["guard"], entries=_entries(source, raw.get("entries", [])),
         sanitizers=frozenset(runtime.get("sanitizers", ())),
         succeed=frozenset(runtime.get("succeed", ())),
-        vp_block_alloc=tuple(runtime.get("vp_block_alloc", ())))
+        vp_block_alloc=tuple(runtime.get("vp_block_alloc", ())),
+        nr_cpus_kconfig=cfg.get("nr_cpus_kconfig"))
 
 
 @functools.cache

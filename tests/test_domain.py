@@ -177,8 +177,8 @@ def test_mutant_constant_vp_block_too_small_above_16_cpus(realtree: Path) -> Non
         "kvmppc_xive_connect_vcpu", "kvmppc_xive_native_connect_vcpu"}
     for f in found:
         ce, v = f.counterexample, f.counterexample["values"]
-        # the smallest build that shows it: NR_CPUS = 32 (16 VPs suffice up to 16 CPUs)
-        assert ce["NR_CPUS"] == 32 and v["block_size"] == 16
-        value, warn = pack_612(32, ce["emul_smt_mode"], ce["ids"][0])
+        # the smallest build that shows it: NR_CPUS = 17 (16 VPs suffice up to 16 CPUs)
+        assert ce["NR_CPUS"] == 17 and v["block_size"] == 16
+        value, warn = pack_612(17, ce["emul_smt_mode"], ce["ids"][0])
         assert warn is None and value == v["vp_index"] >= 16
-        assert value < v["nr_servers"] <= 32  # it passes kvmppc_xive_vcpu_id_valid()
+        assert value < v["nr_servers"] <= 17  # it passes kvmppc_xive_vcpu_id_valid()

@@ -70,7 +70,7 @@ def _key(rule, spec: Spec, facts: Facts) -> tuple:
     """What the verdict depends on: the functions reachable from the declared roles
     (and from the profile's entry points and sanitizers), and the macro values."""
     from ..model import packing as model
-    from ..model import roles
+    from ..model import roles, space
 
     prof = rule.profile
     found = roles.find(facts, prof)
@@ -82,7 +82,8 @@ def _key(rule, spec: Spec, facts: Facts) -> tuple:
     if "allocation" in spec.reads and found.allocation is not None:
         roots.add(found.allocation.function or "")
     return (rule.id, repr(sorted(rule.params.items())),
-            model.signature(facts, prof, roots, mentioned))
+            model.signature(facts, prof, roots, mentioned),
+            space.kconfig_range(facts.snapshot.files, prof))  # the builds swept
 
 
 def _model_limit(rule, facts: Facts, e: ModelLimit) -> Finding:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from ..c.facts import Facts
 from ..findings import Counterexample, Note
 from ..model import packing as model
-from ..model import paths, roles
+from ..model import paths, roles, space
 from ..profile import Entry
 
 
@@ -26,8 +26,11 @@ def table_field(rule, facts: Facts) -> str:
 
 
 def configs(rule, t: model.Tree, layouts: bool = False) -> list[model.Config]:
-    return t.configs(tuple(rule.params["nr_cpus"]) if "nr_cpus" in rule.params else None,
-                     layouts)
+    """The configurations a rule sweeps, smallest first: the tree's configuration space
+    (analyzer/model/space.py), or the builds the rule file lists in ``nr_cpus``."""
+    if "nr_cpus" in rule.params:
+        return t.configs(tuple(rule.params["nr_cpus"]), layouts)
+    return space.configs(t, layouts)
 
 
 def entries(rule, facts: Facts) -> Iterator[Entry]:
@@ -52,3 +55,45 @@ def path_notes(facts: Facts, path: paths.Path, vid: int) -> tuple[Note, ...]:
                         hop.function))
     return tuple(out)
 
+
+def refused_notes(facts: Facts, path: paths.Path, vid: int,
+                  refused_at: tuple[str, int]) -> tuple[Note, ...]:
+    """The path from the entry point to the guard that turns ``vid`` away, as notes."""
+    fn_name, line = refused_at
+    out: list[Note] = []
+    for hop in path.hops:
+        fact = facts.functions[hop.function]
+        for g in hop.guards:
+            if hop.function == fn_name and g.line == line:
+                out.append(Note(fact.path, g.line, f"'{g.text}' refuses {vid}", hop.function))
+                return tuple(out)
+            out.append(Note(fact.path, g.line, f"'{g.text}' is "
+                            f"{'true' if g.holds else 'false'} for {vid}", hop.function))
+        out.append(Note(fact.path, hop.line, f"{hop.callee}() called with {vid}",
+                        hop.function))
+    return tuple(out)
+
+
+def create_notes(t: model.Tree, cp: paths.CreatePath, cfg: model.Config,
+                 vid: int) -> tuple[Note, ...]:
+    """How the create path gives ``vid`` its VCORE slot, as notes: the guards that choose
+    the assignment of the index, the assignment with its value, the guards of the
+    table access (all of which ``vid`` passed)."""
+    fact = t.facts.functions[cp.function]
+    env = cfg.env(**{p: 0 for p in cp.pointers}, **{n: vid for n in cp.entry_names})
+    if cp.flow is not None and cp.flow.field:
+        env[cp.flow.field] = vid
+    out: list[Note] = []
+
+    def passed(g) -> Note:
+        return Note(fact.path, g.line, f"'{g.text}' is {'true' if g.holds else 'false'} "
+                    f"for {vid}", cp.function)
+
+    for gs, rhs, line, _ in cp.assignments:
+        if all(paths.holds(t, g, dict(env), cp.flow, cp.function) for g in gs):
+            slot = cp.slot(cfg, vid).index
+            out += [passed(g) for g in gs]
+            out.append(Note(fact.path, line, f"{cp.index_var} = {rhs} is {slot} for {vid}",
+                            cp.function))
+            break
+    return tuple(out + [passed(g) for g in cp.site_guards])

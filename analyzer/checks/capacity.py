@@ -9,7 +9,7 @@ from ..c.facts import Facts
 from ..findings import Finding, without_lines
 from ..model import packing as model
 from ..model import paths
-from ._common import entries, record, tree
+from ._common import configs, entries, record, tree
 from .registry import check
 
 
@@ -23,8 +23,7 @@ def capacity(rule, facts: Facts) -> Iterator[Finding]:
         if cp is None:
             continue
         found: dict[tuple, Finding] = {}
-        nr_cpus = tuple(rule.params["nr_cpus"]) if "nr_cpus" in rule.params else None
-        for cfg in t.configs(nr_cpus, layouts=True):
+        for cfg in configs(rule, t, layouts=True):
             if not cfg.qemu_like:
                 continue
             short = _shortfall(t, cp, cfg, facts)

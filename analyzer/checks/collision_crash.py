@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 from ..c import parse as cparse
 from ..c.facts import Facts
-from ..findings import Finding
-from ..model import paths
-from ._common import configs, entries, found_roles, record, table_field, tree
+from ..findings import Finding, Note
+from ..model import paths, space
+from ._common import configs, create_notes, entries, found_roles, record, table_field, tree
 from .registry import check
 
 
@@ -29,17 +29,25 @@ def collision_crash(rule, facts: Facts) -> Iterator[Finding]:
             continue
         cfg, a, b, slot = hit
         line, text = crash
-        fn = facts.functions[entry.function]
+        fn = facts.functions[cp.function]
         severity, message = rule.text(a=a, b=b, slot=slot, config=cfg.text(), crash=text)
+        table = f"{table_field(rule, facts)}[{slot}]"
+        notes = (*create_notes(t, cp, cfg, a),
+                 Note(fn.path, cp.site_line, f"vCPU {a} takes {table}", fn.name),
+                 *create_notes(t, cp, cfg, b),
+                 Note(fn.path, cp.site_line, f"{table} is already taken by vCPU {a} when "
+                      f"vCPU {b} is created", fn.name),
+                 Note(fn.path, line, f"'{text}' fires for {b}", fn.name))
         yield Finding(rule.id, severity, fn.path, line, 1, fn.name, message, key=text,
-                      counterexample=record(cfg, (a, b), entry.function, packed=slot))
+                      counterexample=record(cfg, (a, b), entry.function, packed=slot),
+                      notes=notes)
 
 
 def _first_collision(rule, t, cp):
     for cfg in configs(rule, t):
         limit = t.id_space(cfg) or 8 * cfg.nr_cpus
         seen: dict[int, int] = {}
-        for vid in range(limit):
+        for vid in space.ids(limit, space.values(t, cfg.nr_cpus, cfg.stride)):
             slot = cp.slot(cfg, vid)
             if not slot.admitted or slot.events:
                 continue

@@ -3,19 +3,20 @@ entry points that disagree on which IDs they accept."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from ..c import parse as cparse
 from ..c.facts import Facts
-from ..findings import Finding
-from ..model import paths
+from ..findings import Finding, Note
+from ..model import paths, space
 from ..model import roles as roles_mod
-from ._common import configs, entries, found_roles, record, tree
+from ._common import configs, create_notes, entries, found_roles, record, refused_notes, tree
 from .registry import check
 
 
-@check("id_bound_mismatch", params={"counts": (list, True), "nr_cpus": (list, False)},
-       reads=("entries", "pack", "vp_helpers"))
+@check("id_bound_mismatch", params={"nr_cpus": (list, False)},
+       reads=("entries", "pack", "vp_helpers", "allocation"))
 def id_bound_mismatch(rule, facts: Facts) -> Iterator[Finding]:
     found = list(_count_comparisons(rule, facts))
     yield from found
@@ -41,14 +42,20 @@ def _disagreements(rule, facts: Facts) -> Iterator[Finding]:
         hit = routes and _first_refused(rule, t, cp, routes)
         if not hit:
             continue
-        cfg, vid, fn_name, line = hit
+        cfg, vid, route, (fn_name, line) = hit
         fact = facts.functions[fn_name]
         severity, message = rule.text("disagree", create=create.what, create_fn=create.function,
                                       what=entry.what, id=vid, config=cfg.text())
+        made = facts.functions[cp.function]
+        notes = (*create_notes(t, cp, cfg, vid),
+                 Note(made.path, cp.site_line, f"{create.what} {vid} gets a VCORE in "
+                      f"{cp.function}()", cp.function),
+                 *refused_notes(facts, route, vid, (fn_name, line)))
         yield Finding(rule.id, severity, fact.path, line, 1, fact.name, message,
                       key=f"disagree:{entry.function}:{fn_name}",
                       counterexample=record(cfg, (vid,), entry.function,
-                                            accepted_by=create.function, refused_by=fn_name))
+                                            accepted_by=create.function, refused_by=fn_name),
+                      notes=notes)
 
 
 def _first_refused(rule, t, cp, routes):
@@ -56,38 +63,99 @@ def _first_refused(rule, t, cp, routes):
     for cfg in configs(rule, t):
         extra = {prof.fields["block_count"]: t.macro(prof.count, cfg),
                  roles_mod.vp_field(t.facts, prof): 0}
-        for vid in range(t.id_space(cfg)):
+        for vid in space.ids(t.id_space(cfg), space.values(t, cfg.nr_cpus, cfg.stride)):
             slot = cp.slot(cfg, vid)
             if not slot.admitted or slot.events:
                 continue
             outs = [paths.run(t, r, cfg, vid, **extra) for r in routes]
             if any(o.reached for o in outs):
                 continue
-            fn_name, line = next(o.refused_at for o in outs if o.refused_at)
-            return cfg, vid, fn_name, line
+            route, out = next((r, o) for r, o in zip(routes, outs, strict=True)
+                              if o.refused_at)
+            return cfg, vid, route, out.refused_at
     return None
 
 
 def _count_comparisons(rule, facts: Facts) -> Iterator[Finding]:
     """Comparisons of the ID with a count, in the entry point or in a tree helper it
     hands the ID to (``static bool too_big(u32 id)``): where the check is written does
-    not change what it compares."""
-    counts = {rule.profile.resolve(c) for c in rule.params["counts"]}
+    not change what it compares. The path from the entry follows as notes."""
     t = tree(rule, facts)
+    counts = count_roles(t, found_roles(rule, facts))
     seen: set[tuple] = set()
     for entry in entries(rule, facts):
-        for fname, cmp, other in _id_comparisons(t, entry.function,
-                                                 paths.entry_names_of(t, entry), 0):
+        for fname, cmp, other, chain in _id_comparisons(t, entry.function,
+                                                        paths.entry_names_of(t, entry), ()):
             fact = facts.functions.get(fname)
             last = other.split("->")[-1].split(".")[-1]
+            role = counts.get(other) or counts.get(last)
             where = (fname, cmp.start_byte)
-            if fact is None or where in seen or not (other in counts or last in counts):
+            if fact is None or where in seen or role is None:
                 continue
             seen.add(where)
             text = " ".join(cparse.text(cmp).split())
             severity, message = rule.text(what=entry.what, cmp=text, count=other)
+            notes = tuple(Note(facts.functions[caller].path, line,
+                               f"{callee}() called with the {entry.what}", caller)
+                          for caller, line, callee in chain) + (
+                Note(fact.path, cmp.start_point.row + 1, f"'{text}' compares the "
+                     f"{entry.what} with {other}, a count: {role}", fname),)
             yield Finding(rule.id, severity, fact.path, cmp.start_point.row + 1,
-                          cmp.start_point.column + 1, fact.name, message, key=text)
+                          cmp.start_point.column + 1, fact.name, message, key=text,
+                          notes=notes)
+
+
+def count_roles(t, found) -> dict[str, str]:
+    """The counts of this tree, by what the code does with them (name -> why): the size
+    the VP block is allocated with, the bound the packing function keeps its result
+    below, the size the VCORE table is declared with. The profile's ID-space macros
+    are never counts."""
+    out: dict[str, str] = {}
+    alloc = found.allocation
+    if alloc is not None:
+        out[_last_name(alloc.size_text)] = f"it sizes the VP block ({alloc.path}:{alloc.line})"
+    if found.pack is not None and found.pack in t.program.functions:
+        for bound in _result_bounds(t, found.pack):
+            out.setdefault(_last_name(bound), f"{found.pack}() keeps the packed index below it")
+    table = t.facts.fields.table if t.facts.fields is not None else t.profile.fields["table"]
+    for path in sorted(t.facts.snapshot.files):
+        if path.endswith(".h"):
+            for m in re.finditer(rf"\b{re.escape(table)}\s*\[\s*(\w+)\s*\]\s*;",
+                                 t.facts.snapshot.files[path].decode("utf-8", "replace")):
+                out.setdefault(m.group(1), f"it sizes {table}[] ({path})")
+    for d in t.defines.values():  # another name for a count is that count
+        base = _last_name(d.value)
+        if base in out and d.name not in out:
+            out[d.name] = f"= {base}: {out[base]}"
+    for name in t.profile.id_space:
+        out.pop(name, None)
+    return out
+
+
+def _last_name(text: str) -> str:
+    """``xive->nr_servers`` -> ``nr_servers``; ``(KVM_MAX_VCPUS)`` -> ``KVM_MAX_VCPUS``."""
+    return text.strip("() ").split("->")[-1].split(".")[-1].strip()
+
+
+def _result_bounds(t, name: str) -> list[str]:
+    """What a function checks its returned value against: the other side of each
+    ordering comparison of a local it returns (``packed >= KVM_MAX_VCPUS``), when the
+    configuration alone decides that side."""
+    fn, _ = t.program.functions[name]
+    returned = {cparse.text(cparse.strip_parens(r.named_children[0]))
+                for r in cparse.captures("(return_statement) @r", fn).get("r", [])
+                if r.named_children}
+    out = []
+    for cmp in cparse.captures("(binary_expression) @b", fn).get("b", []):
+        if cmp.child_by_field_name("operator").type not in ("<", "<=", ">", ">="):
+            continue
+        sides = [cparse.strip_parens(cmp.child_by_field_name(s)) for s in ("left", "right")]
+        for mine, other in (sides, sides[::-1]):
+            if cparse.text(mine) in returned and cparse.text(other) not in returned:
+                text = " ".join(cparse.text(other).split())
+                if space.config_decided(t, text):
+                    out.append(text)
+    return out
 
 
 def _bound_text(node, depth: int = 3) -> str:
@@ -100,11 +168,12 @@ def _bound_text(node, depth: int = 3) -> str:
     return cparse.text(node)
 
 
-def _id_comparisons(t, fname: str, names: tuple[str, ...], depth: int):
-    """(function, ``<``/``>`` comparison, the other side's text) for each ordering
-    comparison of a name holding the ID, following the ID into tree functions."""
+def _id_comparisons(t, fname: str, names: tuple[str, ...], chain: tuple):
+    """(function, ``<``/``>`` comparison, the other side's text, the calls from the entry
+    as (caller, line, callee)) for each ordering comparison of a name holding the ID,
+    following the ID into tree functions."""
     info = t.program.functions.get(fname)
-    if info is None or not names or depth > 3:
+    if info is None or not names or len(chain) > 3:
         return
     fn_node, _ = info
     flow = paths.id_flow(fn_node, names)
@@ -115,7 +184,7 @@ def _id_comparisons(t, fname: str, names: tuple[str, ...], depth: int):
         nodes = [cparse.strip_parens(cmp.child_by_field_name(s)) for s in ("left", "right")]
         ids = [n for n in nodes if cparse.text(n) in names]
         if ids and len(ids) < 2:
-            yield fname, cmp, _bound_text(next(n for n in nodes if n not in ids))
+            yield fname, cmp, _bound_text(next(n for n in nodes if n not in ids)), chain
     for call in cparse.captures("(call_expression function: (identifier) @f) @c", fn_node
                                 ).get("c", []):
         callee = cparse.text(call.child_by_field_name("function"))
@@ -125,4 +194,5 @@ def _id_comparisons(t, fname: str, names: tuple[str, ...], depth: int):
         args = [cparse.text(cparse.strip_parens(a)) for a in
                 call.child_by_field_name("arguments").named_children if a.type != "comment"]
         passed = tuple(params[i] for i, a in enumerate(args) if a in names and i < len(params))
-        yield from _id_comparisons(t, callee, passed, depth + 1)
+        yield from _id_comparisons(t, callee, passed,
+                                   (*chain, (fname, call.start_point.row + 1, callee)))

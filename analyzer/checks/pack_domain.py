@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from ..c.facts import Facts
 from ..findings import Finding, Note
-from ..model import paths
+from ..model import paths, space
 from ._common import configs, entries, found_roles, path_notes, record, tree
 from .registry import check
 
@@ -20,8 +20,7 @@ def pack_domain(rule, facts: Facts) -> Iterator[Finding]:
     t = tree(rule, facts)
     seen: set[tuple] = set()
     for entry in entries(rule, facts):
-        for path in paths.find(t, entry.function, paths.entry_names_of(t, entry), {pack},
-                               sanitizers=rule.profile.sanitizers, id_field=entry.id_field):
+        for path in space.find(t, entry, {pack}):
             last = path.primary()
             hit = _first_hit(rule, t, path, entry)
             if hit is None:
@@ -43,16 +42,13 @@ def pack_domain(rule, facts: Facts) -> Iterator[Finding]:
 
 
 def _ids(t, entry, cfg, path, extra) -> list[int]:
-    """IDs to try, smallest first: creation is bounded by generic KVM's ID-space check;
-    a server number handed to an interrupt device is any u32: every value up to 16 *
-    NR_CPUS, then the boundaries of the comparisons on the path and the largest
-    value that guards read as ``int`` keep (names bound by the model are ints)."""
+    """IDs to try, smallest first (analyzer/model/space.py): creation is bounded by
+    generic KVM's ID-space check; a server number handed to an interrupt device is any
+    u32: every value up to 16 * NR_CPUS, then the boundaries of the comparisons on the
+    path and the largest value that guards read as ``int`` keep."""
     limit = t.id_space(cfg) if entry.bounded_by_id_space else None
-    if limit is not None:
-        return list(range(limit))
-    low = 16 * cfg.nr_cpus
-    far = paths.boundaries(t, path, cfg.env(**extra)) | {(1 << 31) - 1}
-    return list(range(low)) + sorted(v for v in far if low <= v < 1 << 31)
+    return space.ids(limit, space.values(t, cfg.nr_cpus, cfg.stride),
+                     paths.boundaries(t, path, cfg.env(**extra)), dense=16 * cfg.nr_cpus)
 
 
 def _first_hit(rule, t, path, entry):

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from ..c.facts import Facts
 from ..findings import Finding, Note
-from ..model import paths
+from ..model import paths, space
 from ..model import roles as roles_mod
 from ._common import configs, entries, found_roles, path_notes, record, tree
 from .registry import check
@@ -24,9 +24,7 @@ def vp_block_bound(rule, facts: Facts) -> Iterator[Finding]:
     prof = rule.profile
     reported: set[tuple] = set()
     for entry in entries(rule, facts):
-        for path in paths.find(t, entry.function, paths.entry_names_of(t, entry),
-                               set(roles.vp_helpers), sanitizers=rule.profile.sanitizers,
-                               id_field=entry.id_field):
+        for path in space.find(t, entry, set(roles.vp_helpers)):
             if (entry.function, path.chain()) in reported:
                 continue
             hit = _overflow(rule, t, path, alloc.size_text)
@@ -51,15 +49,8 @@ def vp_block_bound(rule, facts: Facts) -> Iterator[Finding]:
 
 
 def nr_candidates(low: int, high: int, extra=()) -> list[int]:
-    """The values of nr_servers tried, smallest first: the ends of the range the setter
-    accepts, their neighbours, the powers of two between (where a block sized by a
-    shift or a power-of-two rounding changes) and ``extra`` boundaries."""
-    out = {low, low + 1, high - 1, high, *extra}
-    k = 1
-    while k < high:
-        out.add(k)
-        k <<= 1
-    return sorted(v for v in out if low <= v <= high)
+    """The values of nr_servers tried, smallest first (analyzer/model/space.py)."""
+    return space.nr_servers(low, high, extra)
 
 
 def _overflow(rule, t, path, size_text):

@@ -23,8 +23,6 @@ from ..c.facts import Facts, Function
 from ..profile import Profile
 from . import ceval
 
-SMALL_BUILD = 32  # up to here every threads-per-core count is swept; above, the extremes
-
 
 @dataclass(frozen=True)
 class Config:
@@ -78,16 +76,10 @@ def layout(stride: int, threads: int, count: int, id_limit: int | None = None) -
 
 
 def sweep(prof: Profile, nr_cpus=None, layouts: bool = True) -> Iterator[Config]:
-    """The configuration space, smallest first: every ``NR_CPUS`` of the profile (or
-    ``nr_cpus``), every stride, and with ``layouts`` every threads-per-core count up
-    to :data:`SMALL_BUILD`, then the two extreme layouts (1 thread, full cores)."""
-    for n in nr_cpus or prof.nr_cpus_values:
-        for s in prof.strides:
-            if not layouts:
-                yield Config(n, s, 1, prof)
-                continue
-            for t in range(1, s + 1) if n <= SMALL_BUILD else sorted({1, s}):
-                yield Config(n, s, t, prof)
+    """The profile's configuration space, smallest first (decided in :mod:`.space`)."""
+    from . import space
+
+    return space.sweep(prof, nr_cpus, layouts)
 
 
 @dataclass(frozen=True, eq=False)  # identity hash: compiled code is cached per Tree

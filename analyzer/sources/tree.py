@@ -39,6 +39,7 @@ RELEVANT_GLOBS = (
     "arch/powerpc/include/asm/xive*.h",
     "include/linux/kvm_host.h",
     "virt/kvm/kvm_main.c",
+    "arch/powerpc/platforms/Kconfig.cputype",  # NR_CPUS's range (profile: nr_cpus_kconfig)
 )
 _GLOBS = tuple(posixpath.split(g) for g in RELEVANT_GLOBS)
 RELEVANT_DIRS = tuple(dict.fromkeys(d for d, _ in _GLOBS))

@@ -42,7 +42,8 @@ from ..errors import InputError
 
 # Path prefixes (below the archive's top directory) covering source.RELEVANT.
 RUNS = ("arch/powerpc/include/asm/kvm", "arch/powerpc/include/asm/xive", "arch/powerpc/kvm/",
-        "include/linux/kvm_host.h", "virt/kvm/kvm_main.c")
+        "include/linux/kvm_host.h", "virt/kvm/kvm_main.c",
+        "arch/powerpc/platforms/Kconfig.cputype")
 MAX_MEMBER = 64 * 1024 * 1024
 BLOCK = 512
 _MAGIC, _FOOTER_MAGIC = b"\xfd7zXZ\x00", b"YZ"

@@ -1,0 +1,123 @@
+"""collision-crash and id-bound-mismatch carry the path from the entry as notes, and
+id-bound-mismatch recognises a count by what the code does with it."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from analyzer import checks, ruleset
+from analyzer.c import facts
+from analyzer.sources.tree import Snapshot
+
+from .conftest import FIXTURES
+from .test_rule_fixtures import fixture_snapshot
+
+RFC = FIXTURES / "trees" / "rfc-applied"
+IDB = FIXTURES / "rules" / "id-bound-mismatch"
+
+
+def _run(snap: Snapshot, rule: str):
+    rules = ruleset.select([rule])
+    return checks.run(rules, facts.extract(snap, ruleset.tokens(rules)))
+
+
+def _line(snap: Snapshot, path: str, line: int) -> str:
+    return snap.files[path].decode().splitlines()[line - 1]
+
+
+def test_collision_crash_notes_walk_both_creations_to_the_bug_on() -> None:
+    snap = fixture_snapshot(RFC)
+    (f,) = _run(snap, "collision-crash")
+    a, b = f.counterexample["ids"]
+    slot = f.counterexample["values"]["packed"]
+    msgs = [n.message for n in f.notes]
+    assert msgs[-1].startswith("'BUG_ON") and msgs[-1].endswith(f"fires for {b}")
+    assert (f.notes[-1].path, f.notes[-1].line) == (f.path, f.line)
+    # the index is computed for each ID, with the value the sink sees
+    computed = [m for m in msgs if re.search(rf" is {slot} for ({a}|{b})$", m)]
+    assert len(computed) == 2
+    for n in f.notes:  # a quoted condition is on the line the note names
+        quoted = re.match(r"'([^']*)'", n.message)
+        if quoted:
+            assert quoted.group(1) in " ".join(_line(snap, n.path, n.line).split()), n
+    (taken,) = [n for n in f.notes if "already taken" in n.message]
+    assert "vcores[" in _line(snap, taken.path, taken.line)
+
+
+def test_id_bound_mismatch_notes_follow_the_id_into_the_helper() -> None:
+    snap = fixture_snapshot(IDB / "count-compare-helper")
+    found = {f.function: f for f in _run(snap, "id-bound-mismatch")}
+    helper = found["server_out_of_range"]
+    call, cmp = helper.notes
+    assert call.function == "kvmppc_xive_connect_vcpu"
+    assert "server_out_of_range(" in _line(snap, call.path, call.line)
+    assert (cmp.path, cmp.line) == (helper.path, helper.line)
+    assert "a count" in cmp.message
+    direct = found["kvmppc_xive_connect_vcpu"]
+    assert len(direct.notes) == 1 and "sizes the VP block" in direct.notes[0].message
+
+
+def test_a_disagreement_shows_the_accepting_path_and_the_refusing_guard() -> None:
+    snap = fixture_snapshot(IDB / "disagree")
+    (f,) = [f for f in _run(snap, "id-bound-mismatch") if "accepted" in f.message]
+    vid = f.counterexample["ids"][0]
+    first, last = f.notes[0], f.notes[-1]
+    assert first.function == f.counterexample["values"]["accepted_by"]
+    assert (last.path, last.line) == (f.path, f.line) and last.message.endswith(
+        f"refuses {vid}")
+    assert any("gets a VCORE" in n.message for n in f.notes)
+
+
+def test_notes_reach_json_and_sarif_code_flows(cli) -> None:
+    rc, out, _ = cli("check", str(RFC), "--format", "json", "--rule", "collision-crash",
+                     "--rule", "id-bound-mismatch", "--severity", "info")
+    data = json.loads(out)
+    assert all(f["notes"] for f in data["findings"] if f["rule"] == "collision-crash")
+    rc, out, _ = cli("check", str(IDB / "count-compare"), "--format", "sarif",
+                     "--rule", "id-bound-mismatch")
+    results = json.loads(out)["runs"][0]["results"]
+    assert results and all(r["codeFlows"][0]["threadFlows"][0]["locations"]
+                           for r in results)
+
+
+def _renamed(snap: Snapshot, pairs: dict[str, str]) -> Snapshot:
+    files = {}
+    for path, data in snap.files.items():
+        text = data.decode()
+        for old, new in pairs.items():
+            text = re.sub(rf"\b{old}\b", new, text)
+        files[path] = text.encode()
+    return Snapshot(snap.target, files)
+
+
+def test_a_count_is_recognised_by_its_role_not_its_name() -> None:
+    """The block-count field renamed everywhere is still the count that sizes the VP
+    block; a macro of its own name for the count that bounds the packed index is that
+    count. Neither name is known to the rule."""
+    snap = fixture_snapshot(IDB / "count-compare")
+    before = [(f.path, f.line) for f in _run(snap, "id-bound-mismatch")]
+    assert len(before) == 2
+    renamed = _renamed(snap, {"nr_servers": "n_srv"})
+    path = "arch/powerpc/kvm/book3s_xive.c"
+    text = renamed.files[path].decode().replace("if (cpu >= KVM_MAX_VCPUS)",
+                                                "if (cpu >= XIVE_MAX_SERVERS)")
+    files = dict(renamed.files, **{path: b"#define XIVE_MAX_SERVERS (KVM_MAX_VCPUS)\n" +
+                                   text.encode()})
+    after = _run(Snapshot(snap.target, files), "id-bound-mismatch")
+    assert [(f.path, f.line - 1) for f in after] == before  # one line added above
+    assert [f.message.split(":")[1].split()[0] for f in after] == [
+        "XIVE_MAX_SERVERS", "xive->n_srv"]
+    assert "= KVM_MAX_VCPUS" in after[0].notes[-1].message
+
+
+def test_a_bound_with_no_count_role_is_not_a_count() -> None:
+    """The same comparison against a macro that neither sizes the block nor bounds the
+    packed index (nor the table) is no finding, whatever it is called."""
+    snap = fixture_snapshot(IDB / "count-compare")
+    text = snap.files["arch/powerpc/kvm/book3s_xive.c"].decode()
+    text = text.replace("if (cpu >= KVM_MAX_VCPUS)", "if (cpu >= KVM_MAX_VCPUS_UNRELATED)")
+    text = "#define KVM_MAX_VCPUS_UNRELATED (NR_CPUS * 8)\n" + text
+    files = dict(snap.files, **{"arch/powerpc/kvm/book3s_xive.c": text.encode()})
+    found = _run(Snapshot(snap.target, files), "id-bound-mismatch")
+    assert [f.message.split(":")[1].split()[0] for f in found] == ["xive->nr_servers"]
