@@ -10,6 +10,7 @@ supplied: ``NR_CPUS``, ``threads_per_subcore``, the guest's stride
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections.abc import Iterator, Mapping
@@ -62,7 +63,23 @@ class Config:
 
 
 def layout(stride: int, threads: int, count: int, id_limit: int | None = None) -> list[int]:
-    """IDs a VMM numbering ``core * stride + thread`` uses for ``count`` vCPUs."""
+    """IDs a VMM numbering ``core * stride + thread`` uses for ``count`` vCPUs (up to
+    the first ID at or beyond ``id_limit``)."""
+    if threads < 1 or count < 1:
+        return _layout_slow(stride, threads, count, id_limit)
+    out = [c * stride + t for c in range(-(-count // threads)) for t in range(threads)]
+    del out[count:]
+    if id_limit is not None:
+        if 0 < threads <= stride:  # increasing: the first one beyond is found by bisection
+            del out[bisect.bisect_left(out, id_limit):]
+        else:
+            cut = next((i for i, vid in enumerate(out) if vid >= id_limit), None)
+            if cut is not None:
+                del out[cut:]
+    return out
+
+
+def _layout_slow(stride: int, threads: int, count: int, id_limit: int | None) -> list[int]:
     out: list[int] = []
     core = 0
     while len(out) < count:
