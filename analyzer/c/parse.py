@@ -168,9 +168,19 @@ def query(text: str) -> Query:
 
 
 def captures(q: str, node: Node) -> dict[str, list[Node]]:
-    """Captures of ``q`` under ``node``, each list in document order."""
+    """Captures of ``q`` under ``node``, each list in document order (new lists: the
+    caller may change them)."""
+    return {k: list(v) for k, v in _captures(q, node).items()}
+
+
+# The rules ask the same questions of the same nodes (the guards of a function, the
+# assignments that reach a call): on 6.12 a check runs 1,300 queries, 140 of them
+# distinct. A node keeps its tree alive, so the cache is kept small.
+@functools.lru_cache(maxsize=512)
+def _captures(q: str, node: Node) -> dict[str, tuple[Node, ...]]:
     caps = QueryCursor(query(q)).captures(node)
-    return {k: sorted(v, key=lambda n: (n.start_byte, n.end_byte)) for k, v in caps.items()}
+    return {k: tuple(sorted(v, key=lambda n: (n.start_byte, n.end_byte)))
+            for k, v in caps.items()}
 
 
 def matches(q: str, node: Node) -> list[dict[str, list[Node]]]:

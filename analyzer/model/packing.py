@@ -37,6 +37,15 @@ class Config:
     threads: int = 1
     profile: Profile = field(default_factory=profile_mod.load, repr=False)
 
+    def __hash__(self) -> int:
+        """The dataclass hash, computed once: a configuration keys the path engine's
+        caches on every execution."""
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.nr_cpus, self.stride, self.threads, self.profile))
+            object.__setattr__(self, "_hash", h)
+        return h
+
     def env(self, **extra: int) -> dict[str, int]:
         p = self.profile
         return {p.nr_cpus: self.nr_cpus, p.stride: self.stride, **dict(p.env), **extra}
@@ -155,7 +164,10 @@ class Tree:
         return self.macro(name, config) if name else None
 
     def configs(self, nr_cpus=None, layouts: bool = True) -> list[Config]:
-        return list(sweep(self.profile, nr_cpus, layouts))
+        """The sweep, built once per tree: every rule then holds the same Config objects,
+        which the path engine's caches find by identity."""
+        key = ("configs", None if nr_cpus is None else tuple(nr_cpus), layouts)
+        return list(self._once(key, lambda: tuple(sweep(self.profile, nr_cpus, layouts))))
 
 
 @functools.lru_cache(maxsize=2)
