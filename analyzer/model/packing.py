@@ -141,8 +141,12 @@ class Tree:
         return self._once(("fn", name), lambda: ceval.compile_function(self.program, name))
 
     def expr(self, text: str):
-        """A C expression of the tree, compiled; free names are read from ``env``."""
-        return self._once(("expr", text), lambda: self._expr(text))
+        """A C expression of the tree, compiled; free names are read from ``env``.
+        (The path engine asks for one per guard it evaluates: looked up directly.)"""
+        got = self._memo.get(("expr", text))
+        if got is None:
+            got = self._memo["expr", text] = self._expr(text)
+        return got
 
     def _expr(self, text: str):
         src = f"long long __vpcheck_expr(void) {{ return ({text}); }}\n".encode()
