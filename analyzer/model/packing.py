@@ -258,12 +258,12 @@ def pack_problems(t: Tree, pack, cfg: Config, ids, known: dict | None = None):
     count = t.profile.count
     n = t.macro(count, cfg)
     known = {} if known is None else known
+    todo = [vid for vid in dict.fromkeys(ids) if vid not in known]
+    known.update(zip(todo, pack.each([(0, vid) for vid in todo], env), strict=True))
     seen: dict[int, int] = {}
     kinds: set[str] = set()
     for vid in ids:
-        r = known.get(vid)
-        if r is None:
-            r = known[vid] = pack(0, vid, env=env)
+        r = known[vid]
         if r.events:
             kind, text, both, packed = "event", f"ID {vid} hits {r.events[0].macro} at line " \
                 f"{r.events[0].line}", [vid], None

@@ -3,7 +3,7 @@ compiled closures and statements, and a compiled function."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tree_sitter import Node
@@ -215,6 +215,43 @@ class Compiled:
         return 0 if r is None or r is _VOID else r
 
     def __call__(self, *args: int | None, env: Mapping[str, int] | None = None) -> Result:
+        events: list[Event] = []
+        try:
+            value = self.enter({} if env is None else env, events, self._normalised(args))
+        except _Crash:
+            return Result(None, tuple(events), True)
+        except RecursionError:
+            raise ModelError(f"recursion too deep in {self.name}()", self.name) from None
+        return self._result(value, events)
+
+    def each(self, calls: Iterable[Sequence[int | None]],
+             env: Mapping[str, int] | None = None) -> list[Result]:
+        """``[self(*args, env=env) for args in calls]``, in order, for the price of one
+        Python call: a sweep runs one function over thousands of IDs."""
+        env = {} if env is None else env
+        body, zeros, bounds, out = self.body, self.zeros, self._bounds, []
+        for args in calls:
+            if len(args) != len(bounds):
+                args = self._normalised(args)
+            else:
+                for v, (lo, hi, _) in zip(args, bounds, strict=True):
+                    if v is None or not lo <= v < hi:
+                        args = self._normalised(args)
+                        break
+            events: list[Event] = []
+            try:
+                r = body([env, events, *args, *zeros])
+            except _Crash:
+                out.append(Result(None, tuple(events), True))
+                continue
+            except RecursionError:
+                raise ModelError(f"recursion too deep in {self.name}()", self.name) from None
+            out.append(self._result(0 if r is None or r is _VOID else r, events))
+        return out
+
+    def _normalised(self, args: Sequence[int | None]) -> list[int]:
+        """The arguments as the parameters take them: missing or None ones are 0, the
+        others converted to the parameter's type, extra ones dropped."""
         vals = list(args)
         for i, (lo, hi, ty) in enumerate(self._bounds):
             if i >= len(vals):
@@ -226,13 +263,9 @@ class Compiled:
             elif not lo <= v < hi:
                 vals[i] = conv(v, ty)
         del vals[len(self._bounds):]
-        events: list[Event] = []
-        try:
-            value = self.enter({} if env is None else env, events, vals)
-        except _Crash:
-            return Result(None, tuple(events), True)
-        except RecursionError:
-            raise ModelError(f"recursion too deep in {self.name}()", self.name) from None
+        return vals
+
+    def _result(self, value: int, events: list[Event]) -> Result:
         if events:
             return Result(None if self.rtype == VOID else int(value), tuple(events), False)
         r = self._results.get(value)
