@@ -197,3 +197,38 @@ def test_configuration_hash_and_shared_sweep() -> None:
                                                                              strict=True))
     first.clear()
     assert t.configs() == again
+
+
+# --- straight-line blocks -----------------------------------------------------------
+
+_LONG = "\n".join(f"    x = x + {i};\n    if (x == {i * 7}) return -{i};" for i in range(1, 40))
+BLOCKS = {
+    "mixed": """int f(int a, int b) { int x = a; int y = b; if (x > y) return x;
+                  x = x + y; y = 2; if (x == 3) return 7; x = x * y; return x - 1; }""",
+    "plain": "int f(int a, int b) { int x = a; { x = x + b; x = x * 3; } return x; }",
+    "tail-plain": "int f(int a, int b) { int r = 5; { if (a > 9) return 1; r = a + b; }"
+                  " return r; }",
+    "switch": """int f(int a, int b) { int r = 0; switch (a) { case 1: r = 2; b = 3;
+                  case 2: r = r + b; break; default: r = 9; } return r; }""",
+    "goto": """int f(int a, int b) { int r = 0; if (a > 3) goto out; r = a + b; r = r * 2;
+               out: r = r + 1; return r; }""",
+    "long": f"int f(int a, int b) {{ int x = a;\n{_LONG}\n    return x + b; }}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+def test_straight_line_blocks_run_like_the_loop(name: str, monkeypatch) -> None:
+    """A block compiled to straight-line code gives what the statement loop gives."""
+    from analyzer.model import ceval
+    from analyzer.model.ceval import runtime
+
+    def run_all() -> list:
+        src = BLOCKS[name].encode()
+        node = cparse.parse(src).root_node.children[0]
+        fn = ceval.compile_function(ceval.Program({"f": (node, src)}), "f")
+        return [fn(a, b) for a in range(-3, 40) for b in (-1, 0, 2)]
+
+    straight = run_all()
+    monkeypatch.setattr(runtime, "MAX_STRAIGHT", 0)
+    assert run_all() == straight
+    assert {r.value for r in straight} != {0}
