@@ -213,6 +213,11 @@ BLOCKS = {
     "goto": """int f(int a, int b) { int r = 0; if (a > 3) goto out; r = a + b; r = r * 2;
                out: r = r + 1; return r; }""",
     "long": f"int f(int a, int b) {{ int x = a;\n{_LONG}\n    return x + b; }}",
+    "warn": """int f(int a, int b) { if (WARN_ON(a > 5)) return 3; int x = a * b;
+               if (WARN_ONCE(x > 30, "big")) return x; if (x < 0) { x = -x; b = 1; }
+               return x + b; }""",
+    "const": "int f(int a, int b) { if (a > 2) { b = a; return 4; } return b; }",
+    "void": "void f(int a, int b) { int x = a; if (x > b) return; x = b; if (WARN_ON(x)) return; }",
 }
 
 

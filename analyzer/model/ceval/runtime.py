@@ -143,6 +143,9 @@ def _nothing(f):
 class _S:
     fn: Callable[[list], object]
     returns: bool  # may give the function's value (else its result is ignored)
+    # What ``fn`` does, for a block to do it in place of a call (see _straight):
+    # ("store", slot, value fn), ("const", value returned), ("if", condition fn, then _S)
+    inline: tuple | None = None
 
 
 def _quiet(fn: Callable[[list], object]) -> Callable[[list], object]:
@@ -157,19 +160,10 @@ def _block(parts: list[_S]) -> _S | None:
         return None
     if len(parts) == 1:
         return parts[0]
-    shape: list[tuple[int, bool]] = []
-    plain = 0
-    for p in parts:
-        if p.returns:
-            shape.append((plain, True))
-            plain = 0
-        else:
-            plain += 1
-    if plain:
-        shape.append((plain, False))
-    returns = any(ret for _, ret in shape)
     if len(parts) <= MAX_STRAIGHT:
-        return _S(_straight(tuple(shape))(*(p.fn for p in parts)), returns)
+        steps = [_step(p) for p in parts]
+        maker = _straight(tuple(kind for kind, _ in steps))
+        return _S(maker(*(a for _, args in steps for a in args)), any(p.returns for p in parts))
     segments: list[tuple[tuple, Callable | None]] = []
     run: list = []
     for p in parts:
@@ -191,31 +185,56 @@ def _block(parts: list[_S]) -> _S | None:
                 if r is not None:
                     return r
         return None
-    return _S(block, returns)
+    return _S(block, any(p.returns for p in parts))
 
 
 MAX_STRAIGHT = 64  # statements of a block run as straight-line code; longer ones loop
-_STRAIGHT: dict[tuple[tuple[int, bool], ...], Callable] = {}
+_STRAIGHT: dict[tuple[str, ...], Callable] = {}
+
+# One statement of a straight-line block, per kind: the lines run (``f`` the frame,
+# ``{a}``/``{b}`` the step's arguments) and the number of arguments.
+_LINES = {
+    "plain": (["{a}(f)"], 1),
+    "store": (["f[{a}] = {b}(f)"], 2),
+    "returns": (["r = {a}(f)", "if r is not None:", "    return r"], 1),
+    "const": (["return {a}"], 1),
+    "if-const": (["if {a}(f):", "    return {b}"], 2),
+    "if-returns": (["if {a}(f):", "    r = {b}(f)", "    if r is not None:", "        return r"],
+                   2),
+    "if-plain": (["if {a}(f):", "    {b}(f)"], 2),
+}
 
 
-def _straight(shape: tuple[tuple[int, bool], ...]) -> Callable:
-    """A maker of a block's closure with no loop in it: one call per statement, and a
-    test after each that may return. The code depends only on the block's shape (per
-    segment: how many plain statements, and whether one that may return ends it), so
-    it is generated once per shape from this fixed template; looping over the
-    statements instead cost a fifth of a packing function's run."""
+def _step(p: _S) -> tuple[str, tuple]:
+    """(kind, arguments) of one statement in a straight-line block: what ``p.fn`` does,
+    done in place where the statement says what it is."""
+    kind = p.inline[0] if p.inline else None
+    if kind == "store":
+        return "store", p.inline[1:]
+    if kind == "const":
+        return "const", p.inline[1:]
+    if kind == "if":
+        cond, then = p.inline[1], p.inline[2]
+        if then.returns and then.inline and then.inline[0] == "const":
+            return "if-const", (cond, then.inline[1])
+        return ("if-returns" if then.returns else "if-plain"), (cond, then.fn)
+    return ("returns" if p.returns else "plain"), (p.fn,)
+
+
+def _straight(shape: tuple[str, ...]) -> Callable:
+    """A maker of a block's closure with no loop in it: per statement its call (or what
+    the call would do: store a local, test a condition, return a constant) and a test
+    after each that may return. The code depends only on the kinds of the statements,
+    so it is generated once per shape from the fixed lines of :data:`_LINES`; looping
+    over the statements instead cost a fifth of a packing function's run."""
     maker = _STRAIGHT.get(shape)
     if maker is None:
-        names, body, k = [], [], 0
-        for plain, ret in shape:
-            for _ in range(plain):
-                names.append(f"s{k}")
-                body.append(f"s{k}(f)")
-                k += 1
-            if ret:
-                names.append(f"s{k}")
-                body += [f"r = s{k}(f)", "if r is not None:", "    return r"]
-                k += 1
+        names, body = [], []
+        for kind in shape:
+            lines, nargs = _LINES[kind]
+            args = [f"x{len(names) + i}" for i in range(nargs)]
+            names += args
+            body += [line.format(a=args[0], b=args[-1]) for line in lines]
         src = "def make({}):\n    def block(f):\n{}\n        return None\n    return block\n"
         code = src.format(", ".join(names), "\n".join(" " * 8 + line for line in body))
         scope: dict = {}
