@@ -237,3 +237,22 @@ def test_straight_line_blocks_run_like_the_loop(name: str, monkeypatch) -> None:
     monkeypatch.setattr(runtime, "MAX_STRAIGHT", 0)
     assert run_all() == straight
     assert {r.value for r in straight} != {0}
+
+
+def test_converted_env_reads_are_read_then_converted() -> None:
+    """A configuration name read as one type and converted to another gives what reading
+    it and converting the result gives, for every pair of integer types and edge values
+    (the conversion may be done in the read)."""
+    from analyzer.model.ceval import runtime, types
+
+    ints = [(b, s) for b in (8, 16, 32, 64) for s in (True, False)]
+    values = [None, 0, 1, -1, 127, 128, 255, 256, -129, 2**15, 2**31 - 1, 2**31, -2**31 - 1,
+              2**32 - 1, 2**32, 2**40 + 5, 2**63, -2**63 - 1, 2**64 + 3, -2**70]
+    for src in ints:
+        for dst in ints + [types.BOOL]:
+            fn = runtime._convert(runtime._E(runtime._env_read("k", "f", src), src), dst).fn
+            for v in values:
+                read = 0 if v is None else types.conv(v, src)
+                assert fn([{"k": v}, []]) == types.conv(read, dst), (src, dst, v)
+            with pytest.raises(runtime.Unbound):
+                fn([{}, []])

@@ -103,6 +103,11 @@ def _convert(e: _E, dst: Type) -> _E:
         return _E(e.fn, VOID, None)
     if _preserves(e.ty, dst):
         return _E(e.fn, dst, e.const)
+    read = getattr(e.fn, "env_read", None)
+    if read is not None and read[3] is None and 1 < dst[0] <= read[2][0]:
+        # a name read as a type at least as wide: read it as ``dst`` (one closure, not two;
+        # v mod 2**src taken mod 2**dst is v mod 2**dst)
+        return _E(_env_read(read[0], read[1], dst), dst, None)
     fn = _wrapper(dst)(e.fn)
     return _E(fn, dst, None if e.const is None else conv(e.const, dst))
 
@@ -132,6 +137,7 @@ def _env_read(key: str, fname: str, ty: Type = INT, default: int | None = None) 
         if lo <= v < hi:
             return v
         return conv(v, ty)
+    read.env_read = (key, fname, ty, default)  # what _convert needs to fuse a conversion
     return read
 
 
