@@ -269,13 +269,17 @@ class Compiled:
 
     def __call__(self, *args: int | None, env: Mapping[str, int] | None = None) -> Result:
         events: list[Event] = []
+        if args or self._bounds:
+            args = self._normalised(args)
         try:
-            value = self.enter({} if env is None else env, events, self._normalised(args))
+            r = self.body([{} if env is None else env, events, *args, *self.zeros])
+            value = 0 if r is None or r is _VOID else r
         except _Crash:
             return Result(None, tuple(events), True)
         except RecursionError:
             raise ModelError(f"recursion too deep in {self.name}()", self.name) from None
-        return self._result(value, events)
+        got = None if events else self._results.get(value)  # the common case, inline
+        return got if got is not None else self._result(value, events)
 
     def each(self, calls: Iterable[Sequence[int | None]],
              env: Mapping[str, int] | None = None) -> list[Result]:
