@@ -256,3 +256,18 @@ def test_converted_env_reads_are_read_then_converted() -> None:
                 assert fn([{"k": v}, []]) == types.conv(read, dst), (src, dst, v)
             with pytest.raises(runtime.Unbound):
                 fn([{}, []])
+
+
+def test_over_is_one_call_per_value() -> None:
+    """``Compiled.over`` gives, value by value, what calling the function gives: in range,
+    out of range (converted), None, events and a crash."""
+    from analyzer.model import ceval
+
+    src = b"""int f(int k, unsigned char v) { if (WARN_ON(v > 200)) return -1;
+              BUG_ON(v == 7); return k * 1000 + v; }"""
+    node = cparse.parse(src).root_node.children[0]
+    fn = ceval.compile_function(ceval.Program({"f": (node, src)}), "f")
+    for values in ([0, 1, 2, 255], [0, 7, 201, 300, -1, None, 2**40], []):
+        got = fn.over((3, 0), 1, values, {})
+        assert got == [fn(3, v, env={}) for v in values]
+    assert [r.crashed for r in fn.over((3, 0), 1, [6, 7], {})] == [False, True]

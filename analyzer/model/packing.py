@@ -37,14 +37,14 @@ class Config:
     threads: int = 1
     profile: Profile = field(default_factory=profile_mod.load, repr=False)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.nr_cpus, self.stride, self.threads,
+                                                self.profile)))
+
     def __hash__(self) -> int:
         """The dataclass hash, computed once: a configuration keys the path engine's
         caches on every execution."""
-        h = self.__dict__.get("_hash")
-        if h is None:
-            h = hash((self.nr_cpus, self.stride, self.threads, self.profile))
-            object.__setattr__(self, "_hash", h)
-        return h
+        return self._hash
 
     def env(self, **extra: int) -> dict[str, int]:
         p = self.profile
@@ -259,7 +259,7 @@ def pack_problems(t: Tree, pack, cfg: Config, ids, known: dict | None = None):
     n = t.macro(count, cfg)
     known = {} if known is None else known
     todo = [vid for vid in dict.fromkeys(ids) if vid not in known]
-    known.update(zip(todo, pack.each([(0, vid) for vid in todo], env), strict=True))
+    known.update(zip(todo, pack.over((0, 0), 1, todo, env), strict=True))
     seen: dict[int, int] = {}
     kinds: set[str] = set()
     for vid in ids:

@@ -281,29 +281,31 @@ class Compiled:
         got = None if events else self._results.get(value)  # the common case, inline
         return got if got is not None else self._result(value, events)
 
-    def each(self, calls: Iterable[Sequence[int | None]],
+    def over(self, args: Sequence[int | None], at: int, values: Iterable[int | None],
              env: Mapping[str, int] | None = None) -> list[Result]:
-        """``[self(*args, env=env) for args in calls]``, in order, for the price of one
-        Python call: a sweep runs one function over thousands of IDs."""
+        """``self(*args, env=env)`` with the argument at ``at`` replaced by each of
+        ``values``, in order, for the price of one Python call: a sweep runs one function
+        over thousands of IDs (their range is checked once, not per call)."""
         env = {} if env is None else env
-        body, zeros, bounds, out = self.body, self.zeros, self._bounds, []
-        for args in calls:
-            if len(args) != len(bounds):
-                args = self._normalised(args)
-            else:
-                for v, (lo, hi, _) in zip(args, bounds, strict=True):
-                    if v is None or not lo <= v < hi:
-                        args = self._normalised(args)
-                        break
+        base = self._normalised(args)
+        lo, hi, ty = self._bounds[at]
+        values = list(values)
+        if None in values or values and not (lo <= min(values) and max(values) < hi):
+            values = [0 if v is None else v if lo <= v < hi else conv(v, ty) for v in values]
+        head, tail = base[:at], [*base[at + 1:], *self.zeros]
+        body, results, out = self.body, self._results, []
+        for v in values:
             events: list[Event] = []
             try:
-                r = body([env, events, *args, *zeros])
+                r = body([env, events, *head, v, *tail])
             except _Crash:
                 out.append(Result(None, tuple(events), True))
                 continue
             except RecursionError:
                 raise ModelError(f"recursion too deep in {self.name}()", self.name) from None
-            out.append(self._result(0 if r is None or r is _VOID else r, events))
+            value = 0 if r is None or r is _VOID else r
+            got = None if events else results.get(value)
+            out.append(got if got is not None else self._result(value, events))
         return out
 
     def _normalised(self, args: Sequence[int | None]) -> list[int]:
