@@ -314,9 +314,7 @@ def extract_file(path: str, data: bytes, fields: Fields | None = None) -> FileFa
 # --- extractors -----------------------------------------------------------
 
 Q_CALL = "(call_expression function: (identifier) @name arguments: (argument_list) @args) @call"
-Q_ADD = '(binary_expression operator: "+") @add'
-Q_RETURN = "(return_statement) @ret"
-Q_SUBSCRIPT = "(subscript_expression argument: (_) @array index: (_) @index) @sub"
+Q_RETURN = "(return_statement) @r"  # the text the roles use: one compiled query, one cache
 
 
 def _line(node: Node) -> int:
@@ -523,7 +521,7 @@ def _vp_helpers(path: str, root: Node, fld: str) -> tuple[VpHelper, ...]:
         if fld.encode() not in fn.text:
             continue  # no return can add the field: not a helper, no query needed
         params = _params(fn)
-        rets = [r for r in cparse.captures(Q_RETURN, fn).get("ret", [])
+        rets = [r for r in cparse.captures(Q_RETURN, fn).get("r", [])
                 if cparse.enclosing_function(r) == fn]
         aliases = _param_aliases(fn, params)
         shapes = {_helper_shape(r, params, fld, aliases) for r in rets}
@@ -537,7 +535,7 @@ def _param_aliases(fn: Node, params: tuple[str, ...]) -> dict[str, frozenset[str
     """The parameters each local is computed from (``u32 s = server;``), so that a helper
     that passes its parameter on through a local is still recognised by its shape."""
     out: dict[str, frozenset[str]] = {p: frozenset({p}) for p in params if p}
-    q = "(init_declarator) @a (assignment_expression) @a"
+    q = "(assignment_expression) @a (init_declarator) @a"  # as the path engine asks it
     for a in cparse.captures(q, fn).get("a", []):
         left = a.child_by_field_name("declarator") or a.child_by_field_name("left")
         right = a.child_by_field_name("value") or a.child_by_field_name("right")
