@@ -225,50 +225,51 @@ def extract(snapshot: Snapshot, tokens: Iterable[bytes] | None = None,
     tokens = (tuple(tokens) if tokens is not None else _default_tokens()) + (
         fields.block_base.encode(), fields.table.encode())
     files = {}
-    scans = {}
+    blobs = {}
     for path, data in snapshot.files.items():
         check_utf8(path, data)
-        blob = cparse.blob_id(data)
-        scans[path] = scan = _scan(blob, data, tokens)
-        if scan.mentions:
+        blobs[path] = blob = cparse.blob_id(data)
+        if _mentions_any(blob, data, tokens):
             files[path] = _extract_cached(path, blob, data, fields)
-    used = frozenset().union(*(scans[p].used for p in files))
-    words = used - frozenset().union(*(scans[p].defined for p in files))
+    parsed = list(files)
+    used = frozenset().union(*(_words(blobs[p], snapshot.files[p], _MACRO_WORD) for p in parsed))
+    words = used - frozenset().union(*(_words(blobs[p], snapshot.files[p], _DEFINE)
+                                       for p in parsed))
     for path, data in snapshot.files.items():
         if path in files:
             continue
-        if path.endswith(".h") and not scans[path].defined.isdisjoint(words):
+        if path.endswith(".h") and not _words(blobs[path], data, _DEFINE).isdisjoint(words):
             # a header that defines a macro the parsed files use (MAX_SMT_THREADS)
-            files[path] = _extract_cached(path, scans[path].blob, data, fields)
+            files[path] = _extract_cached(path, blobs[path], data, fields)
         else:
-            files[path] = FileFacts(path, scans[path].blob, parsed=False, errors=0)
+            files[path] = FileFacts(path, blobs[path], parsed=False, errors=0)
     return Facts(snapshot, files, fields)
 
 
-@dataclass(frozen=True)
-class _Scan:
-    """What extraction learns from a file's bytes before parsing it."""
-
-    blob: str
-    mentions: bool  # holds one of the tokens: parsed
-    used: frozenset[bytes]  # macro-like names (upper case) it uses
-    defined: frozenset[bytes]  # names it #defines
+# What extraction learns from a file's bytes before parsing it, once per file version
+# (a series snapshot shares most of its files with the previous one; only ids are kept).
+# Only what is needed is scanned: the words of files that are parsed, the #defines of
+# those and of headers; a .c file that mentions no token is not scanned further.
+_SCANS: dict[tuple, object] = {}
 
 
-_SCANS: dict[tuple[str, tuple[bytes, ...]], _Scan] = {}
-
-
-def _scan(blob: str, data: bytes, tokens: tuple[bytes, ...]) -> _Scan:
-    """Scanned once per file version: a series snapshot shares most of its files
-    with the previous one, and only their ids are kept here, not their bytes."""
-    got = _SCANS.get((blob, tokens))
+def _cached(key: tuple, make):
+    got = _SCANS.get(key)
     if got is None:
         if len(_SCANS) > 4096:
             _SCANS.clear()
-        got = _SCANS[blob, tokens] = _Scan(
-            blob, any(tok in data for tok in tokens), frozenset(_MACRO_WORD.findall(data)),
-            frozenset(_DEFINE.findall(data)))
+        got = _SCANS[key] = make()
     return got
+
+
+def _mentions_any(blob: str, data: bytes, tokens: tuple[bytes, ...]) -> bool:
+    """Holds one of the tokens: parsed."""
+    return _cached((blob, tokens), lambda: any(tok in data for tok in tokens))
+
+
+def _words(blob: str, data: bytes, pattern: re.Pattern[bytes]) -> frozenset[bytes]:
+    """The macro-like names (upper case) a file uses, or the names it #defines."""
+    return _cached((blob, pattern.pattern), lambda: frozenset(pattern.findall(data)))
 
 
 _MACRO_WORD = re.compile(rb"\b[A-Z_][A-Z0-9_]{2,}\b")
@@ -313,9 +314,7 @@ def extract_file(path: str, data: bytes, fields: Fields | None = None) -> FileFa
 # --- extractors -----------------------------------------------------------
 
 Q_CALL = "(call_expression function: (identifier) @name arguments: (argument_list) @args) @call"
-Q_ADD = '(binary_expression operator: "+") @add'
-Q_RETURN = "(return_statement) @ret"
-Q_SUBSCRIPT = "(subscript_expression argument: (_) @array index: (_) @index) @sub"
+Q_RETURN = "(return_statement) @r"  # the text the roles use: one compiled query, one cache
 
 
 def _line(node: Node) -> int:
@@ -485,10 +484,15 @@ def _terms(node: Node) -> list[Node]:
     return out[::-1]
 
 
+_PLUS = frozenset({"binary_expression"})
+
+
 def _vp_additions(path: str, root: Node, fld: str) -> tuple[VpAddition, ...]:
     out = []
     seen: set[int] = set()
-    for add in cparse.captures(Q_ADD, root).get("add", []):
+    for add in _around(root, fld, _PLUS):
+        if add.child_by_field_name("operator").type != "+":
+            continue
         terms = _terms(add)
         base = [t for t in terms if is_field(t, fld)]
         if len(base) != 1 or len(terms) < 2:
@@ -514,8 +518,10 @@ def _vp_helpers(path: str, root: Node, fld: str) -> tuple[VpHelper, ...]:
     raw sum in one branch are not helpers: they are what the rule flags."""
     out = []
     for fn in _top_level(root)["function_definition"]:
+        if fld.encode() not in fn.text:
+            continue  # no return can add the field: not a helper, no query needed
         params = _params(fn)
-        rets = [r for r in cparse.captures(Q_RETURN, fn).get("ret", [])
+        rets = [r for r in cparse.captures(Q_RETURN, fn).get("r", [])
                 if cparse.enclosing_function(r) == fn]
         aliases = _param_aliases(fn, params)
         shapes = {_helper_shape(r, params, fld, aliases) for r in rets}
@@ -529,7 +535,7 @@ def _param_aliases(fn: Node, params: tuple[str, ...]) -> dict[str, frozenset[str
     """The parameters each local is computed from (``u32 s = server;``), so that a helper
     that passes its parameter on through a local is still recognised by its shape."""
     out: dict[str, frozenset[str]] = {p: frozenset({p}) for p in params if p}
-    q = "(init_declarator) @a (assignment_expression) @a"
+    q = "(assignment_expression) @a (init_declarator) @a"  # as the path engine asks it
     for a in cparse.captures(q, fn).get("a", []):
         left = a.child_by_field_name("declarator") or a.child_by_field_name("left")
         right = a.child_by_field_name("value") or a.child_by_field_name("right")
@@ -572,17 +578,35 @@ def _mentions(text: str, name: str) -> bool:
     return re.search(rf"\b{re.escape(name)}\b", text) is not None
 
 
+def _around(root: Node, word: str, types: frozenset[str]) -> list[Node]:
+    """Every node of one of ``types`` that encloses an occurrence of the identifier
+    ``word``, in document order (by start, then end, as a query's captures): what a
+    whole-tree query for those types would find, narrowed to the ones a rule about
+    ``word`` can use, for the cost of a text search."""
+    src = root.text
+    found: dict[tuple[int, int, int], Node] = {}
+    for m in re.finditer(rb"\b" + re.escape(word.encode()) + rb"\b", src):
+        node = root.descendant_for_byte_range(m.start(), m.end())
+        while node is not None and node.type != "translation_unit":
+            if node.type in types:
+                found.setdefault((node.start_byte, node.end_byte, node.id), node)
+            node = node.parent
+    return [found[k] for k in sorted(found)]
+
+
 def _subscripts(path: str, root: Node, fld: str) -> tuple[Subscript, ...]:
     out = []
-    for m in cparse.matches(Q_SUBSCRIPT, root):
-        arr = cparse.strip_parens(m["array"][0])
+    for sub in _around(root, fld, frozenset({"subscript_expression"})):
+        array, index = sub.child_by_field_name("argument"), sub.child_by_field_name("index")
+        if array is None or index is None:
+            continue
+        arr = cparse.strip_parens(array)
         name = arr.child_by_field_name("field") if arr.type == "field_expression" else arr
         if name is None or cparse.text(name) != fld:
             continue
-        sub = m["sub"][0]
         parent = sub.parent
         is_write = (parent is not None and parent.type == "assignment_expression"
                     and parent.child_by_field_name("left") == sub)
         out.append(Subscript(path, _line(sub), _col(sub), _fname(sub), cparse.text(arr),
-                             cparse.text(m["index"][0]), is_write))
+                             cparse.text(index), is_write))
     return tuple(out)

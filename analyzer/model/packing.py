@@ -10,6 +10,7 @@ supplied: ``NR_CPUS``, ``threads_per_subcore``, the guest's stride
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections.abc import Iterator, Mapping
@@ -33,6 +34,15 @@ class Config:
     stride: int
     threads: int = 1
     profile: Profile = field(default_factory=profile_mod.load, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.nr_cpus, self.stride, self.threads,
+                                                self.profile)))
+
+    def __hash__(self) -> int:
+        """The dataclass hash, computed once: a configuration keys the path engine's
+        caches on every execution."""
+        return self._hash
 
     def env(self, **extra: int) -> dict[str, int]:
         p = self.profile
@@ -60,7 +70,23 @@ class Config:
 
 
 def layout(stride: int, threads: int, count: int, id_limit: int | None = None) -> list[int]:
-    """IDs a VMM numbering ``core * stride + thread`` uses for ``count`` vCPUs."""
+    """IDs a VMM numbering ``core * stride + thread`` uses for ``count`` vCPUs (up to
+    the first ID at or beyond ``id_limit``)."""
+    if threads < 1 or count < 1:
+        return _layout_slow(stride, threads, count, id_limit)
+    out = [c * stride + t for c in range(-(-count // threads)) for t in range(threads)]
+    del out[count:]
+    if id_limit is not None:
+        if 0 < threads <= stride:  # increasing: the first one beyond is found by bisection
+            del out[bisect.bisect_left(out, id_limit):]
+        else:
+            cut = next((i for i, vid in enumerate(out) if vid >= id_limit), None)
+            if cut is not None:
+                del out[cut:]
+    return out
+
+
+def _layout_slow(stride: int, threads: int, count: int, id_limit: int | None) -> list[int]:
     out: list[int] = []
     core = 0
     while len(out) < count:
@@ -107,8 +133,12 @@ class Tree:
         return self._once(("fn", name), lambda: ceval.compile_function(self.program, name))
 
     def expr(self, text: str):
-        """A C expression of the tree, compiled; free names are read from ``env``."""
-        return self._once(("expr", text), lambda: self._expr(text))
+        """A C expression of the tree, compiled; free names are read from ``env``.
+        (The path engine asks for one per guard it evaluates: looked up directly.)"""
+        got = self._memo.get(("expr", text))
+        if got is None:
+            got = self._memo["expr", text] = self._expr(text)
+        return got
 
     def _expr(self, text: str):
         src = f"long long __vpcheck_expr(void) {{ return ({text}); }}\n".encode()
@@ -130,7 +160,10 @@ class Tree:
         return self.macro(name, config) if name else None
 
     def configs(self, nr_cpus=None, layouts: bool = True) -> list[Config]:
-        return list(sweep(self.profile, nr_cpus, layouts))
+        """The sweep, built once per tree: every rule then holds the same Config objects,
+        which the path engine's caches find by identity."""
+        key = ("configs", None if nr_cpus is None else tuple(nr_cpus), layouts)
+        return list(self._once(key, lambda: tuple(sweep(self.profile, nr_cpus, layouts))))
 
 
 @functools.lru_cache(maxsize=2)
@@ -217,12 +250,12 @@ def pack_problems(t: Tree, pack, cfg: Config, ids, known: dict | None = None):
     count = t.profile.count
     n = t.macro(count, cfg)
     known = {} if known is None else known
+    todo = [vid for vid in dict.fromkeys(ids) if vid not in known]
+    known.update(zip(todo, pack.over((0, 0), 1, todo, env), strict=True))
     seen: dict[int, int] = {}
     kinds: set[str] = set()
     for vid in ids:
-        r = known.get(vid)
-        if r is None:
-            r = known[vid] = pack(0, vid, env=env)
+        r = known[vid]
         if r.events:
             kind, text, both, packed = "event", f"ID {vid} hits {r.events[0].macro} at line " \
                 f"{r.events[0].line}", [vid], None

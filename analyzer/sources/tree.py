@@ -7,19 +7,11 @@ cheap to build, and which files matter is decided by path alone.
 
 from __future__ import annotations
 
-import bz2
 import contextlib
-import gzip
-import hashlib
-import lzma
 import os
 import posixpath
 import re
-import shutil
 import stat
-import tarfile
-import tempfile
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -29,21 +21,23 @@ from types import MappingProxyType
 from .. import limits
 from ..errors import InputError
 
-# The files whose contents can affect a verdict, as globs (directory, name
-# pattern): arch/powerpc/kvm, the KVM and XIVE headers of powerpc, and generic
-# KVM's vCPU-creation checks. A directory tree is read by listing these four
-# directories only, never by walking the tree.
-RELEVANT_GLOBS = (
-    "arch/powerpc/kvm/*.[ch]",
-    "arch/powerpc/include/asm/kvm*.h",
-    "arch/powerpc/include/asm/xive*.h",
-    "include/linux/kvm_host.h",
-    "virt/kvm/kvm_main.c",
-    "arch/powerpc/platforms/Kconfig.cputype",  # NR_CPUS's range (profile: nr_cpus_kconfig)
-)
-_GLOBS = tuple(posixpath.split(g) for g in RELEVANT_GLOBS)
+# Decompressors, tarfile, tempfile and shutil are imported where a tarball or a remote
+# is read: a directory check (the common case) does not pay for them at start-up.
+
+
+def _profile_globs() -> tuple[str, ...]:
+    """What a tree source reads: the kernel profile's ``[files] read`` globs (the files
+    whose contents can affect a verdict), as (directory, name pattern)."""
+    from .. import profile
+
+    return profile.load().files
+
+
+_GLOBS = tuple(posixpath.split(g) for g in _profile_globs())
+# A directory tree is read by listing these directories only, never by walking the tree.
 RELEVANT_DIRS = tuple(dict.fromkeys(d for d, _ in _GLOBS))
-KVM_DIR = "arch/powerpc/kvm"
+KVM_DIR = RELEVANT_DIRS[0]  # the profile's first directory: a kernel tree has sources there
+_TOP_DIRS = tuple(dict.fromkeys(d.partition("/")[0] for d in RELEVANT_DIRS))
 
 
 def is_relevant(path: str) -> bool:
@@ -93,7 +87,7 @@ def check_utf8(path: str, data: bytes) -> None:
 def from_directory(root: str | os.PathLike) -> Snapshot:
     """The relevant files of a work tree, read without leaving it.
 
-    Only the directories of :data:`RELEVANT_GLOBS` are listed. A symbolic
+    Only the directories of the profile's globs (:data:`RELEVANT_DIRS`) are listed. A symbolic
     link (of a file or of a directory on the way) is followed only when its
     target stays inside the tree; one leading out is refused, as is a
     relevant name that is not a regular file (FIFO, device, socket). Each
@@ -192,7 +186,6 @@ def _read_capped(fd: int, shown: str) -> bytes:
 # --- tarballs --------------------------------------------------------------
 
 _TAR_SUFFIXES = (".tar", ".tar.xz", ".txz", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.zst")
-_TOP_DIRS = ("arch", "include", "virt")
 _RATIO_AFTER = 64 << 20  # the ratio limit applies once this much is decompressed
 
 
@@ -228,10 +221,16 @@ def _decompressor(raw, archive: str):
     """
     magic = raw.peek(6)[:6]
     if magic.startswith(b"\xfd7zXZ\x00"):
+        import lzma
+
         return lzma.LZMAFile(raw)  # noqa: SIM115
     if magic.startswith(b"\x1f\x8b"):
+        import gzip
+
         return gzip.GzipFile(fileobj=raw)  # noqa: SIM115
     if magic.startswith(b"BZh"):
+        import bz2
+
         return bz2.BZ2File(raw)  # noqa: SIM115
     if magic.startswith(b"\x28\xb5\x2f\xfd"):
         raise InputError(f"{archive}: zstd-compressed tarballs are not supported "
@@ -283,6 +282,10 @@ def tar_members(path: str | os.PathLike,
     (:mod:`analyzer.limits`), and a wanted member larger than the
     ``file_bytes`` limit is refused from its header, before it is read.
     """
+    import lzma
+    import tarfile
+    import zlib
+
     archive = str(path)
     max_members = limits.get("tar_members")
     try:
@@ -539,6 +542,10 @@ def from_remote(url: str, ref: str) -> Snapshot:
     into place only once the fetch succeeded, so a failed or interrupted
     fetch leaves nothing in the cache.
     """
+
+    import hashlib
+    import shutil
+    import tempfile
 
     url, local = check_remote_url(url)
     if not _SAFE_REF.match(ref) or ref.startswith("-") or ".." in ref:

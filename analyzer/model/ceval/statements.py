@@ -90,7 +90,8 @@ class _Compiler(ExprCompiler):
             _quiet(alt.fn)
         cf = c.fn
         if af is _nothing:
-            return _S(lambda f: tf(f) if cf(f) else None, returns)
+            inline = ("if", cf, then) if then is not None else None
+            return _S(lambda f: tf(f) if cf(f) else None, returns, inline)
         return _S(lambda f: tf(f) if cf(f) else af(f), returns)
 
     def s_return_statement(self, n: Node) -> _S:
@@ -98,7 +99,7 @@ class _Compiler(ExprCompiler):
         if not inner:
             if self.rtype != VOID:
                 raise Unsupported("return without a value", _line(n))
-            return _S(lambda f: _VOID, True)
+            return _S(lambda f: _VOID, True, ("const", _VOID))
         e = self.expr(inner[0])
         if self.rtype == VOID:
             ef = e.fn
@@ -110,7 +111,7 @@ class _Compiler(ExprCompiler):
         e = _convert(e, self.rtype)
         if e.const is not None:
             v = e.const
-            return _S(lambda f: v, True)
+            return _S(lambda f: v, True, ("const", v))
         return _S(e.fn, True)
 
     def s_switch_statement(self, n: Node) -> _S:
@@ -233,7 +234,7 @@ class _Compiler(ExprCompiler):
 
             def dec(f, slot=slot, ef=ef):
                 f[slot] = ef(f)
-            parts.append(_S(dec, False))
+            parts.append(_S(dec, False, ("store", slot, ef)))
         return _block(parts)
 
     def array(self, d: Node, ety: Type, init: Node | None) -> list:

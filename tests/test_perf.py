@@ -1,0 +1,273 @@
+"""The shortcuts taken for speed give the answers of the plain ways they replace:
+the profile decides which files are read, text searches find what whole-tree
+queries found, the query cache hands out fresh lists, and preprocessing is the
+same bytes as the regular expressions it replaced. (Timing is measured by
+benchmarks/bench_check.py, never asserted here.)"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from tree_sitter import QueryCursor
+
+from analyzer import profile
+from analyzer.c import facts
+from analyzer.c import parse as cparse
+from analyzer.model import packing
+from analyzer.sources import tree as source
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+C_FILES = sorted(p for p in FIXTURES.rglob("*") if p.suffix in (".c", ".h") and p.is_file())
+
+
+# --- which files a tree source reads ------------------------------------------
+
+
+def test_source_reads_what_the_profile_declares(tmp_path: Path) -> None:
+    """Every file a directory source keeps matches one of the profile's ``[files] read``
+    globs, and every file that does is kept."""
+    from fnmatch import fnmatchcase
+
+    globs = profile.load().files
+    names = ["arch/powerpc/kvm/a.c", "arch/powerpc/kvm/a.h", "arch/powerpc/kvm/notes.txt",
+             "arch/powerpc/include/asm/kvm_x.h", "arch/powerpc/include/asm/xive-y.h",
+             "arch/powerpc/include/asm/other.h", "include/linux/kvm_host.h",
+             "include/linux/kvm_types.h", "virt/kvm/kvm_main.c", "virt/kvm/eventfd.c"]
+    for rel in names:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("int x;\n")
+    snap = source.from_directory(tmp_path)
+    wanted = {n for n in names if any(fnmatchcase(n, g) for g in globs)}
+    assert set(snap.files) == wanted
+    assert {"arch/powerpc/kvm/notes.txt", "virt/kvm/eventfd.c"}.isdisjoint(snap.files)
+    assert tuple(dict.fromkeys(g.rpartition("/")[0] for g in globs)) == source.RELEVANT_DIRS
+
+
+# --- facts found around a word, against the whole-tree queries -------------------
+
+
+def _subscripts_by_query(path: str, root, fld: str) -> tuple:
+    out = []
+    q = "(subscript_expression argument: (_) @array index: (_) @index) @sub"
+    for m in cparse.matches(q, root):
+        arr = cparse.strip_parens(m["array"][0])
+        name = arr.child_by_field_name("field") if arr.type == "field_expression" else arr
+        if name is None or cparse.text(name) != fld:
+            continue
+        sub = m["sub"][0]
+        parent = sub.parent
+        is_write = (parent is not None and parent.type == "assignment_expression"
+                    and parent.child_by_field_name("left") == sub)
+        out.append(facts.Subscript(path, sub.start_point.row + 1, sub.start_point.column + 1,
+                                   facts._fname(sub), cparse.text(arr),
+                                   cparse.text(m["index"][0]), is_write))
+    return tuple(out)
+
+
+def _additions_by_query(root, fld: str) -> list[tuple[int, int]]:
+    """(start, end) of every ``+`` expression with exactly one ``X->fld`` term."""
+    out = []
+    for add in cparse.captures('(binary_expression operator: "+") @add', root).get("add", []):
+        terms = facts._terms(add)
+        if len(terms) >= 2 and sum(facts.is_field(t, fld) for t in terms) == 1:
+            out.append(facts._additive_chain(add).start_byte)
+    return sorted(set(out))
+
+
+SOURCES = [p for p in C_FILES if re.search(rb"\bvcores\b|\bvp_base\b", p.read_bytes())]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_text_search_finds_what_the_query_found(path: Path) -> None:
+    data = path.read_bytes()
+    root = cparse.parse(data).root_node
+    rel = str(path)
+    assert facts._subscripts(rel, root, "vcores") == _subscripts_by_query(rel, root, "vcores")
+    found = sorted(a.start_byte for a in facts._vp_additions(rel, root, "vp_base"))
+    assert found == _additions_by_query(root, "vp_base")
+
+
+def test_around_sees_every_enclosing_node() -> None:
+    src = b"int f(struct k *k, int i) { return k->vcores[i] + (k)->vcores[(i)] + vcores; }\n"
+    root = cparse.parse(src).root_node
+    subs = facts._around(root, "vcores", frozenset({"subscript_expression"}))
+    assert [cparse.text(s) for s in subs] == ["k->vcores[i]", "(k)->vcores[(i)]"]
+    assert facts._around(root, "vcore", frozenset({"subscript_expression"})) == []
+
+
+def test_extracted_facts_do_not_depend_on_the_scan_cache() -> None:
+    """Facts extracted with the per-blob scan cache warm are the facts extracted cold."""
+    tree = FIXTURES / "trees" / "rfc-applied"
+    warm = facts.extract(source.from_directory(tree))
+    facts._SCANS.clear()
+    facts._extract_cached.cache_clear()
+    cold = facts.extract(source.from_directory(tree))
+    assert dict(warm.files) == dict(cold.files)
+    assert warm.parsed_files == cold.parsed_files > 0
+
+
+# --- the query cache ------------------------------------------------------------
+
+
+def test_captures_cache_hands_out_fresh_lists() -> None:
+    src = b"int f(int a) { if (a) return 1; return 2; }\n"
+    root = cparse.parse(src).root_node
+    first = cparse.captures("(return_statement) @r", root)
+    first["r"].clear()
+    again = cparse.captures("(return_statement) @r", root)
+    plain = QueryCursor(cparse.query("(return_statement) @r")).captures(root)
+    assert [cparse.text(n) for n in again["r"]] == ["return 1;", "return 2;"]
+    assert sorted(n.start_byte for n in plain["r"]) == [n.start_byte for n in again["r"]]
+
+
+def test_captures_cache_tells_trees_apart() -> None:
+    """Two parses of different text never share an answer (nodes of different trees)."""
+    a = cparse.parse(b"int f(void) { return 1; }\n").root_node
+    b = cparse.parse(b"int g(void) { return 2; return 3; }\n").root_node
+    assert len(cparse.captures("(return_statement) @r", a)["r"]) == 1
+    assert len(cparse.captures("(return_statement) @r", b)["r"]) == 2
+
+
+# --- preprocessing --------------------------------------------------------------
+
+
+def _annotations_by_regex(src: bytes) -> bytes:
+    words = profile.load().annotations
+    pat = re.compile(rb"\b(?:" + b"|".join(re.escape(w.encode()) for w in words) + rb")\b")
+    return pat.sub(lambda m: b" " * len(m.group(0)), src)
+
+
+EDGES = [b"__user", b"x__user", b"__user_x", b"(__user)", b"__user__user __iomem\n__rcu",
+         b"noinline int f(void);\n", b"", b"#if 0\n__user\n#endif\n"]
+
+
+@pytest.mark.parametrize("data", [p.read_bytes() for p in C_FILES] + EDGES)
+def test_preprocessing_matches_the_regular_expressions(data: bytes) -> None:
+    assert cparse.blank_annotations(data) == _annotations_by_regex(data)
+    src = _annotations_by_regex(data)
+    assert [m.span() for m in cparse._directives(src)] == \
+        [m.span() for m in cparse._DIRECTIVE.finditer(src)]
+
+
+def test_directives_only_at_line_starts() -> None:
+    src = b"a # if 0\n  #  if X \\\n  #endif\nb\n\t#else\n#define Y #if\n#endif"
+    spans = [src[slice(*m.span())] for m in cparse._directives(src)]
+    assert spans == [b"  #  if X \\\n  #endif", b"\t#else", b"#endif"]
+
+
+# --- the model's configuration helpers --------------------------------------------
+
+
+def _layout_by_loop(stride: int, threads: int, count: int, id_limit: int | None) -> list[int]:
+    out: list[int] = []
+    core = 0
+    while len(out) < count:
+        for t in range(threads):
+            vid = core * stride + t
+            if id_limit is not None and vid >= id_limit:
+                return out
+            out.append(vid)
+            if len(out) == count:
+                break
+        core += 1
+    return out
+
+
+def test_layout_is_the_vmm_numbering() -> None:
+    for stride in range(0, 9):
+        for threads in range(1, 10):
+            for count in range(0, 30):
+                for limit in (None, 0, 1, 7, 8, 13, 40):
+                    assert packing.layout(stride, threads, count, limit) == \
+                        _layout_by_loop(stride, threads, count, limit), \
+                        (stride, threads, count, limit)
+
+
+def test_configuration_hash_and_shared_sweep() -> None:
+    prof = profile.load()
+    a, b = packing.Config(16, 4, 2, prof), packing.Config(16, 4, 2, prof)
+    assert a == b and hash(a) == hash(b) == hash((16, 4, 2, prof))
+    assert packing.Config(16, 4, 1, prof) != a
+    fx = facts.extract(source.from_directory(FIXTURES / "trees" / "rfc-applied"))
+    t = packing.tree(fx, prof)
+    first, again = t.configs(), t.configs()
+    assert first == list(packing.sweep(prof)) and all(x is y for x, y in zip(first, again,
+                                                                             strict=True))
+    first.clear()
+    assert t.configs() == again
+
+
+# --- straight-line blocks -----------------------------------------------------------
+
+_LONG = "\n".join(f"    x = x + {i};\n    if (x == {i * 7}) return -{i};" for i in range(1, 40))
+BLOCKS = {
+    "mixed": """int f(int a, int b) { int x = a; int y = b; if (x > y) return x;
+                  x = x + y; y = 2; if (x == 3) return 7; x = x * y; return x - 1; }""",
+    "plain": "int f(int a, int b) { int x = a; { x = x + b; x = x * 3; } return x; }",
+    "tail-plain": "int f(int a, int b) { int r = 5; { if (a > 9) return 1; r = a + b; }"
+                  " return r; }",
+    "switch": """int f(int a, int b) { int r = 0; switch (a) { case 1: r = 2; b = 3;
+                  case 2: r = r + b; break; default: r = 9; } return r; }""",
+    "goto": """int f(int a, int b) { int r = 0; if (a > 3) goto out; r = a + b; r = r * 2;
+               out: r = r + 1; return r; }""",
+    "long": f"int f(int a, int b) {{ int x = a;\n{_LONG}\n    return x + b; }}",
+    "warn": """int f(int a, int b) { if (WARN_ON(a > 5)) return 3; int x = a * b;
+               if (WARN_ONCE(x > 30, "big")) return x; if (x < 0) { x = -x; b = 1; }
+               return x + b; }""",
+    "const": "int f(int a, int b) { if (a > 2) { b = a; return 4; } return b; }",
+    "void": "void f(int a, int b) { int x = a; if (x > b) return; x = b; if (WARN_ON(x)) return; }",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+def test_straight_line_blocks_run_like_the_loop(name: str, monkeypatch) -> None:
+    """A block compiled to straight-line code gives what the statement loop gives."""
+    from analyzer.model import ceval
+    from analyzer.model.ceval import runtime
+
+    def run_all() -> list:
+        src = BLOCKS[name].encode()
+        node = cparse.parse(src).root_node.children[0]
+        fn = ceval.compile_function(ceval.Program({"f": (node, src)}), "f")
+        return [fn(a, b) for a in range(-3, 40) for b in (-1, 0, 2)]
+
+    straight = run_all()
+    monkeypatch.setattr(runtime, "MAX_STRAIGHT", 0)
+    assert run_all() == straight
+    assert {r.value for r in straight} != {0}
+
+
+def test_converted_env_reads_are_read_then_converted() -> None:
+    """A configuration name read as one type and converted to another gives what reading
+    it and converting the result gives, for every pair of integer types and edge values
+    (the conversion may be done in the read)."""
+    from analyzer.model.ceval import runtime, types
+
+    ints = [(b, s) for b in (8, 16, 32, 64) for s in (True, False)]
+    values = [None, 0, 1, -1, 127, 128, 255, 256, -129, 2**15, 2**31 - 1, 2**31, -2**31 - 1,
+              2**32 - 1, 2**32, 2**40 + 5, 2**63, -2**63 - 1, 2**64 + 3, -2**70]
+    for src in ints:
+        for dst in ints + [types.BOOL]:
+            fn = runtime._convert(runtime._E(runtime._env_read("k", "f", src), src), dst).fn
+            for v in values:
+                read = 0 if v is None else types.conv(v, src)
+                assert fn([{"k": v}, []]) == types.conv(read, dst), (src, dst, v)
+            with pytest.raises(runtime.Unbound):
+                fn([{}, []])
+
+
+def test_over_is_one_call_per_value() -> None:
+    """``Compiled.over`` gives, value by value, what calling the function gives: in range,
+    out of range (converted), None, events and a crash."""
+    from analyzer.model import ceval
+
+    src = b"""int f(int k, unsigned char v) { if (WARN_ON(v > 200)) return -1;
+              BUG_ON(v == 7); return k * 1000 + v; }"""
+    node = cparse.parse(src).root_node.children[0]
+    fn = ceval.compile_function(ceval.Program({"f": (node, src)}), "f")
+    for values in ([0, 1, 2, 255], [0, 7, 201, 300, -1, None, 2**40], []):
+        got = fn.over((3, 0), 1, values, {})
+        assert got == [fn(3, v, env={}) for v in values]
+    assert [r.crashed for r in fn.over((3, 0), 1, [6, 7], {})] == [False, True]
