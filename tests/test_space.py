@@ -126,8 +126,8 @@ def test_one_build_per_class_smallest_first() -> None:
 
 
 def test_nr_servers_are_every_value_the_setter_accepts_when_few() -> None:
-    assert space.nr_servers(1, 17) == list(range(1, 18))
-    many = space.nr_servers(1, 2048, (100, 101))
+    assert space.block_counts(1, 17) == list(range(1, 18))
+    many = space.block_counts(1, 2048, (100, 101))
     assert {1, 2, 2047, 2048, 100, 101, 1024} <= set(many) and len(many) < 30
 
 
@@ -142,10 +142,11 @@ def test_ids_whole_when_small_else_the_boundaries() -> None:
     assert far[:128] == list(range(128)) and far[-2:] == [1 << 20, (1 << 31) - 1]
 
 
-def test_the_profile_sweep_is_the_spaces() -> None:
+def test_the_tree_space_sweeps_every_stride_and_layout_of_its_builds() -> None:
     prof = load()
-    assert list(packing.sweep(prof, (8,), layouts=False)) == list(space.sweep(prof, (8,),
-                                                                              False))
+    assert list(packing.sweep(prof, (8,), layouts=False)) == [
+        packing.Config(8, s, 1, prof) for s in prof.strides]
+    assert {c.threads for c in packing.sweep(prof, (8,))} == set(range(1, max(prof.strides) + 1))
 
 
 @pytest.fixture

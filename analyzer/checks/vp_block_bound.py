@@ -50,7 +50,7 @@ def vp_block_bound(rule, facts: Facts) -> Iterator[Finding]:
 
 def nr_candidates(low: int, high: int, extra=()) -> list[int]:
     """The values of nr_servers tried, smallest first (analyzer/model/space.py)."""
-    return space.nr_servers(low, high, extra)
+    return space.block_counts(low, high, extra)
 
 
 def _overflow(rule, t, path, size_text):

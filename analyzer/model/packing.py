@@ -24,6 +24,8 @@ from ..c.facts import Facts, Function
 from ..profile import Profile
 from . import ceval
 
+SMALL_BUILD = 32  # up to here every threads-per-core count is swept; above, the extremes
+
 
 @dataclass(frozen=True)
 class Config:
@@ -102,10 +104,20 @@ def _layout_slow(stride: int, threads: int, count: int, id_limit: int | None) ->
 
 
 def sweep(prof: Profile, nr_cpus=None, layouts: bool = True) -> Iterator[Config]:
-    """The profile's configuration space, smallest first (decided in :mod:`.space`)."""
-    from . import space
+    """The profile's space (no tree; a tree's is :func:`.space.configs`): every ``NR_CPUS``
+    of the profile (or ``nr_cpus``), every stride, and with ``layouts`` every
+    threads-per-core count up to :data:`SMALL_BUILD`, then the two extreme layouts."""
+    for n in nr_cpus or prof.nr_cpus_values:
+        for s in prof.strides:
+            for th in threads(n, s, layouts):
+                yield Config(n, s, th, prof)
 
-    return space.sweep(prof, nr_cpus, layouts)
+
+def threads(n: int, stride: int, layouts: bool):
+    """The threads-per-core counts swept for one build and stride."""
+    if not layouts:
+        return (1,)
+    return range(1, stride + 1) if n <= SMALL_BUILD else sorted({1, stride})
 
 
 @dataclass(frozen=True, eq=False)  # identity hash: compiled code is cached per Tree

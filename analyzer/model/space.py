@@ -31,7 +31,6 @@ from ..c import parse as cparse
 from ..profile import Profile
 from . import ceval
 
-SMALL_BUILD = 32  # up to here every threads-per-core count is swept; above, the extremes
 EXHAUSTIVE_IDS = 1024  # ID spaces up to this size are tried whole
 DENSE_SERVERS = 64  # nr_servers ranges up to this size are tried whole
 MULTIPLES = 64  # multiples of a boundary tried when the ID space is not tried whole
@@ -334,35 +333,14 @@ def configs(t, layouts: bool = False) -> list:
     def make():
         out = []
         for n, s in classes(t, builds(t)):
-            out.extend(model.Config(n, s, th, t.profile) for th in _threads(n, s, True))
+            out.extend(model.Config(n, s, th, t.profile) for th in model.threads(n, s, True))
         return out
 
     full = t._once(("space-configs",), make)
     return full if layouts else [c for c in full if c.threads == 1]
 
 
-def sweep(prof: Profile, nr_cpus=None, layouts: bool = True) -> Iterator:
-    """The profile's space (no tree): every ``NR_CPUS`` of the profile (or ``nr_cpus``),
-    every stride, and with ``layouts`` every threads-per-core count up to
-    :data:`SMALL_BUILD`, then the two extreme layouts (1 thread, full cores)."""
-    from . import packing as model
-
-    for n in nr_cpus or prof.nr_cpus_values:
-        for s in prof.strides:
-            for th in _threads(n, s, layouts):
-                yield model.Config(n, s, th, prof)
-
-
-def _threads(n: int, stride: int, layouts: bool):
-    if not layouts:
-        return (1,)
-    return range(1, stride + 1) if n <= SMALL_BUILD else sorted({1, stride})
-
-
-# --- nr_servers and IDs ---------------------------------------------------------------
-
-
-def nr_servers(low: int, high: int, extra: Iterable[int] = ()) -> list[int]:
+def block_counts(low: int, high: int, extra: Iterable[int] = ()) -> list[int]:
     """Values of the block count tried, smallest first: every value the setter accepts
     (``low..high``) when there are at most :data:`DENSE_SERVERS`; else the ends, their
     neighbours, the powers of two between (where a block sized by a shift or a
