@@ -7,7 +7,6 @@ cheap to build, and which files matter is decided by path alone.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import posixpath
 import re
@@ -444,7 +443,6 @@ def from_git(repo_path: str | os.PathLike, rev: str) -> Snapshot:
 # --- remotes --------------------------------------------------------------
 
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^:]")
-_SAFE_REF = re.compile(r"^[A-Za-z0-9._/+-]+$")
 
 
 def check_remote_url(url: str) -> tuple[str, bool]:
@@ -477,109 +475,8 @@ def cache_dir() -> Path:
     return Path(base) / "vpcheck"
 
 
-@contextlib.contextmanager
-def _locked(directory: Path):
-    """An exclusive ``flock`` on the cache directory itself: one fetch at a time.
-
-    Locking the directory leaves no lock file behind, and the kernel drops
-    the lock when the process dies, so a killed run never blocks the next.
-    Runs fetching different remotes wait for each other too; a fetch is rare
-    next to the analysis that follows it.
-    """
-    import fcntl
-
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _cache_repo(path: Path, init: bool = False):
-    """The cache repository at ``path``, every git command pinned to it.
-
-    vpcheck may run from a git hook, where GIT_DIR and friends point at the
-    user's repository: without the pinning, ``git init``/``fetch`` would write
-    there and objects would be read from there.
-    """
-    import git
-
-    pinned = {**GIT_ENV, "GIT_DIR": str(path), "GIT_COMMON_DIR": str(path),
-              "GIT_OBJECT_DIRECTORY": str(path / "objects"),
-              "GIT_ALTERNATE_OBJECT_DIRECTORIES": "", "GIT_INDEX_FILE": str(path / "index")}
-    if init:
-        git.Git(str(path)).execute(["git", "init", "--quiet", "--bare", str(path)],
-                                   env={**os.environ, **pinned})
-    repo = git.Repo(path)
-    repo.git.update_environment(**pinned)
-    return repo
-
-
-def _fetch(repo, url: str, ref: str, local: bool) -> None:
-    import git
-
-    allow = ["-c", "protocol.allow=never"]
-    for proto in ("https", "ssh", "git") + (("file",) if local else ()):
-        allow += ["-c", f"protocol.{proto}.allow=always"]
-    cmd = ["git", *allow, "-c", "http.lowSpeedLimit=1000", "-c", "http.lowSpeedTime=60",
-           "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--depth=1", "--",
-           url, f"+{ref}:refs/vpcheck/fetched"]
-    if local:
-        cmd.remove("--depth=1")  # shallow fetch from a local repo needs uploadpack options
-    try:
-        repo.git.execute(cmd)
-    except git.GitCommandError as e:
-        why = git_message(e.stderr if isinstance(e.stderr, str) else "") or f"git exit {e.status}"
-        raise InputError(f"{url}: cannot fetch {ref}: {why}") from None
-
-
-def from_remote(url: str, ref: str) -> Snapshot:
-    """Fetch ``ref`` of ``url`` into a bare cache repository and read it.
-
-    Runs sharing the cache take turns (a lock on the cache directory).
-    A new entry is initialised and fetched in a private directory and renamed
-    into place only once the fetch succeeded, so a failed or interrupted
-    fetch leaves nothing in the cache.
-    """
-
-    import hashlib
-    import shutil
-    import tempfile
-
-    url, local = check_remote_url(url)
-    if not _SAFE_REF.match(ref) or ref.startswith("-") or ".." in ref:
-        raise InputError(f"{ref!r}: unsafe ref name")
-    key = hashlib.sha1(url.encode()).hexdigest()[:16]
-    remotes = cache_dir() / "remotes"
-    try:
-        remotes.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"{remotes}: cannot create the cache: {e.strerror}") from None
-    path = remotes / f"{key}.git"
-    with _locked(remotes):
-        if (path / "HEAD").exists():
-            _fetch(_cache_repo(path), url, ref, local)
-        else:
-            new = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=remotes))
-            try:
-                _fetch(_cache_repo(new, init=True), url, ref, local)
-                shutil.rmtree(path, ignore_errors=True)  # a leftover without HEAD
-                os.rename(new, path)
-            finally:
-                shutil.rmtree(new, ignore_errors=True)
-        repo = _cache_repo(path)
-        commit = resolve_commit(repo, "refs/vpcheck/fetched")
-        snap = Snapshot(f"{url}@{ref}", tree_files(commit.tree))
-    snap.require_kernel_tree()
-    return snap
-
-
-def load(path: str | None, rev: str | None = None, remote: str | None = None,
-         ref: str | None = None) -> Snapshot:
-    """Pick the source from the command-line arguments."""
-    if remote is not None:
-        return from_remote(remote, ref or "HEAD")
+def load(path: str | None, rev: str | None = None) -> Snapshot:
+    """Pick the source from the command-line arguments (a remote: gitread.from_remote)."""
     if rev is not None:
         return from_git(path or ".", rev)
     path = path or "."
