@@ -49,6 +49,8 @@ class Machine:
     def macro(self, name: str) -> int:
         if name in ("NR_CPUS", "CONFIG_NR_CPUS"):
             return self.cfg["NR_CPUS"]
+        if name in self.cfg:  # a host variable of the configuration (threads_per_subcore)
+            return self.cfg[name]
         m = self.tree.macros.get(name)
         if m is None or m.params is not None or not m.body.strip():
             raise Unsupported(name)

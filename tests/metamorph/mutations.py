@@ -372,7 +372,7 @@ def _boundary_harmless(tree: Tree, idn: Node, bound: Node) -> bool:
         return False
     for n in NR_CPUS:
         for s in STRIDES:
-            cfg = {"NR_CPUS": n, "emul_smt_mode": s, "nr_servers": n}
+            cfg = {"NR_CPUS": n, "emul_smt_mode": s, "nr_servers": n, "threads_per_subcore": 4}
             try:
                 b = derive.constant(tree, cfg, text(bound))
             except (derive.Unsupported, KeyError):
@@ -386,14 +386,43 @@ def _boundary_harmless(tree: Tree, idn: Node, bound: Node) -> bool:
     return True
 
 
+def _function_of(n: Node) -> Node | None:
+    while n is not None and n.type != "function_definition":
+        n = n.parent
+    return n
+
+
+def _subsumed(tree: Tree, idn: Node, bound: Node) -> bool:
+    """Does an ID below the bound, which the guard admits already, hit a BUG/WARN in the
+    packing function (``derive``)? Then the tree is reported on this path before the
+    mutation, and the one more ID the weakened guard admits adds no new bug: the mutant
+    must change nothing. Only for the sole bound check on a raw parameter."""
+    if tree.packer is None or not _is_param(idn):
+        return False
+    for n in NR_CPUS:
+        for s in STRIDES:
+            cfg = {"NR_CPUS": n, "emul_smt_mode": s, "nr_servers": n, "threads_per_subcore": 4}
+            try:
+                b = derive.constant(tree, cfg, text(bound))
+                if any(derive.pack(tree, cfg, v)[1] for v in range(min(b, 16 * n))):
+                    return True
+            except (derive.Unsupported, KeyError):
+                return False
+    return False
+
+
 def guard_weaken(tree: Tree) -> Iterator[Mutant]:
     for path, cmp_, idn, bound in _guard_comparisons(tree):
         op = text(cmp_.child_by_field_name("operator"))
         if op not in _WEAKER or idn != cmp_.child_by_field_name("left"):
             continue  # only `id >= B` and `id < B`: the forms that refuse/admit at B
         e = _edit(path, cmp_.child_by_field_name("operator"), _WEAKER[op])
+        same = sum(1 for p2, c2, i2, _b in _guard_comparisons(tree)
+                   if p2 == path and text(i2) == text(idn) and _function_of(c2) == _function_of(
+                       cmp_))
         yield _mutant(tree, "guard-weaken", [e], e, GUARD_RULES, _verify_boundary(tree, idn, bound),
-                      _boundary_harmless(tree, idn, bound), f"{text(idn)}{op}")
+                      _boundary_harmless(tree, idn, bound) or (
+                          same == 1 and _subsumed(tree, idn, bound)), f"{text(idn)}{op}")
         if _positive(tree, bound):  # `id >= B` == `id > B - 1` for B >= 1: must change nothing
             e = _edit(path, cmp_, f"{text(idn)} {_WEAKER[op]} ({text(bound)}) - 1")
             yield _mutant(tree, "guard-equivalent", [e], e, GUARD_RULES, equivalent=True,
