@@ -1,11 +1,13 @@
-"""Re-derive a counterexample with plain Python arithmetic, independently of ``analyzer``.
+"""Re-derive a counterexample independently of ``analyzer``.
 
 Reads the packing function, its table and the macros from the (mutated)
-source with tree-sitter and runs them on non-negative integers, where C's
-truncating division and Python's floor division agree. Small on purpose: the
-packing function's statements only (declarations, assignments, ``if``,
-``return``, ``BUG_ON``/``WARN*``), field reads taken from the configuration by
-field name. Anything else raises ``Unsupported`` rather than guessing.
+source with tree-sitter and runs them; each operator is evaluated by
+tests/creference.py, the project's one reference evaluator of C's integer rules
+(written from the C standard, separate from ``analyzer.model.ceval``), with
+every value an ``int``. Small on purpose: the packing function's statements only
+(declarations, assignments, ``if``, ``return``, ``BUG_ON``/``WARN*``), field reads
+taken from the configuration by field name. Anything else, or undefined
+behaviour, raises ``Unsupported`` rather than guessing.
 """
 
 from __future__ import annotations
@@ -15,13 +17,19 @@ from collections.abc import Mapping
 
 from tree_sitter import Node
 
+from ..creference import UB, reval
 from .csrc import Tree, parse, text
 
-_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-        "/": lambda a, b: a // b, "%": lambda a, b: a % b, "<": lambda a, b: int(a < b),
-        "<=": lambda a, b: int(a <= b), ">": lambda a, b: int(a > b),
-        ">=": lambda a, b: int(a >= b), "==": lambda a, b: int(a == b),
-        "!=": lambda a, b: int(a != b), "&": lambda a, b: a & b, "|": lambda a, b: a | b}
+_OPS = frozenset({"+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!=", "&", "|", "^",
+                  "<<", ">>"})
+
+
+def _c(op: str, left: int, right: int) -> int:
+    """``left op right`` as C computes it on two ``int`` operands."""
+    try:
+        return reval(("bin", op, ("lit", left), ("lit", right)), {}, {})
+    except UB:
+        raise Unsupported(f"{left} {op} {right}: undefined behaviour") from None
 
 
 class Unsupported(Exception):
@@ -42,8 +50,10 @@ def _expr(body: str) -> Node:
 class Machine:
     """One configuration (NR_CPUS, emul_smt_mode, smt_mode, …) over one tree."""
 
-    def __init__(self, tree: Tree, cfg: Mapping[str, int]):
+    def __init__(self, tree: Tree, cfg: Mapping[str, int],
+                 features: Mapping[str, int] | None = None):
         self.tree, self.cfg = tree, dict(cfg)
+        self.features = dict(features or {})
         self.events: list[str] = []
 
     def macro(self, name: str) -> int:
@@ -78,9 +88,9 @@ class Machine:
                 return int(bool(left)) if short else int(bool(
                     self.ev(n.child_by_field_name("right"), env)))
             right = self.ev(n.child_by_field_name("right"), env)
-            if op in ("/", "%") and right == 0 or op not in _OPS:
-                raise Unsupported(f"{text(n)} (division by zero or operator {op})")
-            return _OPS[op](left, right)
+            if op not in _OPS:
+                raise Unsupported(f"{text(n)} (operator {op})")
+            return _c(op, left, right)
         if t == "conditional_expression":
             c = self.ev(n.child_by_field_name("condition"), env)
             return self.ev(n.child_by_field_name("consequence" if c else "alternative"), env)
@@ -106,6 +116,13 @@ class Machine:
                 if name == "BUG_ON":
                     raise _Sink(self.events[-1])
             return int(bool(c))
+        if name == "cpu_has_feature" and len(args) == 1:  # the host: set unless cleared
+            return int(self.features.get(text(args[0]), 1))
+        if name == self.tree.packer and args:
+            value, event = pack(self.tree, self.cfg, self.ev(args[-1], env))
+            if value is None:
+                raise _Sink(str(event))
+            return value
         raise Unsupported(f"call {name}")
 
     def exec(self, n: Node, env: dict) -> None:
@@ -165,6 +182,64 @@ def pack(tree: Tree, cfg: Mapping[str, int], vid: int) -> tuple[int | None, str 
     except _Sink as s:
         return None, str(s)
     return None, "fell off the end"
+
+
+def _assigns(node: Node, var: str) -> bool:
+    return any(n.type == "assignment_expression" and text(n.child_by_field_name("left")) == var
+               for n in _walk(node))
+
+
+def _walk(node: Node):
+    yield node
+    for c in node.children:
+        yield from _walk(c)
+
+
+def _slice(m: Machine, node: Node, site: int, var: str, env: dict) -> bool:
+    """Run ``node`` up to the statement at byte ``site``, keeping only the ``if``s on
+    the way and the statements that assign ``var``: True once the site is reached."""
+    if node.type == "compound_statement":
+        for c in node.named_children:
+            if c.start_byte <= site < c.end_byte:
+                return _slice(m, c, site, var, env)
+            if c.end_byte <= site and _assigns(c, var):
+                _slice(m, c, site, var, env)
+        return False
+    if node.type == "if_statement":
+        inside = node.start_byte <= site < node.end_byte
+        branch = node.child_by_field_name("consequence") if m.ev(
+            node.child_by_field_name("condition"), env) else node.child_by_field_name(
+            "alternative")
+        if branch is not None and branch.type == "else_clause":
+            branch = branch.named_children[-1]
+        if branch is None:
+            return False
+        if inside and not branch.start_byte <= site < branch.end_byte:
+            raise Unsupported("the site is not reached on this branch")
+        return _slice(m, branch, site, var, env) if inside or _assigns(branch, var) else False
+    if node.start_byte <= site < node.end_byte:
+        return True
+    m.exec(node, env)
+    return False
+
+
+def value_at(tree: Tree, fn, site: int, var: str, cfg: Mapping[str, int], vid: int,
+             features: Mapping[str, int] | None = None) -> int:
+    """The value ``var`` holds when the statement at byte ``site`` of ``fn`` (a
+    function taking the ID as its last parameter) runs for ID ``vid``."""
+    m = Machine(tree, {"smt_mode": 1, "vcpu_id": vid, **cfg}, features)
+    d = fn.node.child_by_field_name("declarator")
+    while d.type != "function_declarator":  # through ``*`` of a pointer result
+        d = d.child_by_field_name("declarator")
+    params = d.child_by_field_name("parameters").named_children
+    env = {_decl_name(params[-1].child_by_field_name("declarator")): vid}
+    try:
+        reached = _slice(m, fn.body, site, var, env)
+    except _Sink as s:
+        raise Unsupported(f"crashes before the site: {s}") from None
+    if not reached or var not in env:
+        raise Unsupported(f"{var} is not assigned on the way to the site")
+    return env[var]
 
 
 def constant(tree: Tree, cfg: Mapping[str, int], expr: str) -> int:

@@ -13,13 +13,17 @@ the table), rewrites one, and says which rule must report it and where:
 | vp-block-minus-one, vp-block-cap16 | vp-block-bound | the allocation |
 | vcores-store | vcore-index | the inserted store |
 | vcores-loop-bound | vcore-index | the ``vcores[i]`` access in the loop |
-| guard-weaken | any guard rule | the weakened comparison |
+| guard-weaken | any guard rule | the weakened comparison (the check that should have refused) |
 | guard-equivalent | (none: ``id >= B`` as ``id > B - 1``, B >= 1) | findings unchanged |
 | drop-stride | capacity, id-bound-mismatch | the guard |
 
-``verify`` re-derives the reported counterexample with ``derive`` (plain
-arithmetic on the mutated source) and returns why it does not hold, or None.
-Mutants that ``derive`` shows harmless are ``equivalent``: findings must not change.
+``verify`` re-derives the reported counterexample with ``derive`` (the mutated
+source run with tests/creference.py's C arithmetic: the packing function, the
+create function up to a ``vcores[]`` store, the macros) and returns why it does
+not hold, or None. Mutants that ``derive`` shows harmless are ``equivalent``:
+findings must not change. So is a weakened guard whose one more admitted ID
+hits a BUG/WARN that smaller IDs the guard admits already hit (the tree is
+reported on that path before the mutation; the mutant adds no bug).
 """
 
 from __future__ import annotations
@@ -293,8 +297,10 @@ def vcores(tree: Tree) -> Iterator[Mutant]:
             ind = cs.indent_of(tree.files[fn.path], ifn.start_byte).decode()
             e = Edit(fn.path, ifn.start_byte, ifn.start_byte,
                      f"{arr}[{idx}] = NULL;\n{ind}".encode())
+            after = tree.patched(apply_edits(tree.files, [e]))
             yield _mutant(tree, "vcores-store", [e], e, ["vcore-index"],
-                          _verify_vcores(tree), key_detail="store")
+                          _verify_store(after, fn.name, ifn.start_byte, idx),
+                          key_detail="store")
         for loop in (n for n in walk(fn.body) if n.type == "for_statement"):
             cond = loop.child_by_field_name("condition")
             subs = _vcores_subscripts(loop.child_by_field_name("body"))
@@ -305,18 +311,41 @@ def vcores(tree: Tree) -> Iterator[Mutant]:
             e = _edit(fn.path, cond.child_by_field_name("operator"), "<=")
             sink = Edit(fn.path, subs[0].start_byte, subs[0].end_byte, b"")
             m = _mutant(tree, "vcores-loop-bound", [e], sink, ["vcore-index"],
-                        _verify_vcores(tree), key_detail="loop")
+                        _verify_loop(tree, text(cond.child_by_field_name("right"))),
+                        key_detail="loop")
             yield Mutant(m.operator, m.key, m.rules, m.path, m.line, False,
                          apply_edits(tree.files, [e]), m.verify)
 
 
-def _verify_vcores(tree: Tree) -> Verify:
+def _verify_store(after: Tree, fname: str, site: int, idx: str) -> Verify:
+    """The index the store gets for the counterexample's ID, re-derived by running the
+    mutated create function up to the store (its ``if``s and the assignments of the
+    index), is the one reported and lies outside the table."""
+    def verify(f: dict) -> str | None:
+        ce = _flat(f)
+        if "id" not in ce or "index" not in ce:
+            return f"no id/index in {ce}"
+        cfg = _cfg(ce)
+        fn = after.by_name[fname]
+        index = derive.value_at(after, fn, site, idx, cfg, ce["id"], ce.get("host"))
+        size = derive.constant(after, cfg, "KVM_MAX_VCORES")
+        if index != ce["index"]:
+            return f"ID {ce['id']} gives {idx}={index}, not {ce['index']}"
+        return None if not 0 <= index < size else f"index {index} < {size} VCOREs"
+    return verify
+
+
+def _verify_loop(tree: Tree, bound: str) -> Verify:
+    """``i <= BOUND``: the last index is BOUND itself, at or beyond the table's size."""
     def verify(f: dict) -> str | None:
         ce = _flat(f)
         if "index" not in ce or "NR_CPUS" not in ce:
             return f"no index/NR_CPUS in {ce}"
+        top = derive.constant(tree, _cfg(ce), bound)
         size = derive.constant(tree, _cfg(ce), "KVM_MAX_VCORES")
-        return None if ce["index"] >= size else f"index {ce['index']} < {size} VCOREs"
+        if ce["index"] != top:
+            return f"the loop's last index is {top}, not {ce['index']}"
+        return None if top >= size else f"index {top} < {size} VCOREs"
     return verify
 
 
