@@ -247,14 +247,28 @@ def constant(tree: Tree, cfg: Mapping[str, int], expr: str) -> int:
     return Machine(tree, cfg).ev(_expr(expr), {})
 
 
+def id_space(tree: Tree, n: int) -> int | None:
+    """Generic KVM's bound on vCPU IDs (KVM_MAX_VCPU_IDS, formerly KVM_MAX_VCPU_ID) for
+    NR_CPUS=n on the profile's host (4 threads per subcore): a VMM creates no ID beyond."""
+    for name in ("KVM_MAX_VCPU_IDS", "KVM_MAX_VCPU_ID"):
+        if name in tree.macros:
+            try:
+                return constant(tree, {"NR_CPUS": n, "threads_per_subcore": 4}, name)
+            except (Unsupported, KeyError):
+                return None
+    return None
+
+
 def qemu_layout_defects(tree: Tree, nr_cpus: tuple[int, ...] = (8, 16, 32)) -> list[tuple]:
     """Configurations where IDs a QEMU-style VMM uses collide or fail to pack."""
     out = []
     for n in nr_cpus:
+        limit = id_space(tree, n)
         for stride in (1, 2, 4, 8):
             threads = 1
             while threads <= stride:
-                ids = [c * stride + t for c in range(n) for t in range(threads)][:n]
+                ids = [v for v in [c * stride + t for c in range(n)
+                                   for t in range(threads)][:n] if limit is None or v < limit]
                 seen: dict[int, int] = {}
                 for vid in ids:
                     value, event = pack(tree, {"NR_CPUS": n, "emul_smt_mode": stride}, vid)
