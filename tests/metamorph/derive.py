@@ -196,17 +196,22 @@ def _walk(node: Node):
 
 
 def _slice(m: Machine, node: Node, site: int, var: str, env: dict) -> bool:
-    """Run ``node`` up to the statement at byte ``site``, keeping only the ``if``s on
-    the way and the statements that assign ``var``: True once the site is reached."""
+    """Run ``node`` up to the statement at byte ``site``: True once it is reached.
+    Statements the machine cannot run (the kernel runtime: locking, allocation,
+    printing) are skipped unless they assign ``var``; an ``if`` that does not
+    assign ``var`` only matters as an early exit."""
     if node.type == "compound_statement":
         for c in node.named_children:
             if c.start_byte <= site < c.end_byte:
                 return _slice(m, c, site, var, env)
-            if c.end_byte <= site and _assigns(c, var):
+            if c.end_byte <= site:
                 _slice(m, c, site, var, env)
         return False
     if node.type == "if_statement":
         inside = node.start_byte <= site < node.end_byte
+        if not inside and not _assigns(node, var):
+            _early_exit(m, node, env)
+            return False
         branch = node.child_by_field_name("consequence") if m.ev(
             node.child_by_field_name("condition"), env) else node.child_by_field_name(
             "alternative")
@@ -219,14 +224,40 @@ def _slice(m: Machine, node: Node, site: int, var: str, env: dict) -> bool:
         return _slice(m, branch, site, var, env) if inside or _assigns(branch, var) else False
     if node.start_byte <= site < node.end_byte:
         return True
-    m.exec(node, env)
+    try:  # a statement of the kernel runtime (locking, allocation) is skipped
+        m.exec(node, env)
+    except (Unsupported, KeyError):
+        if _assigns(node, var):
+            raise
+    except _Return:
+        raise Refused("returns before the site") from None
     return False
+
+
+class Refused(Exception):
+    """The ID leaves the function (``return``/``goto``) before the site."""
+
+
+def _early_exit(m: Machine, node: Node, env: dict) -> None:
+    """``if (C) return …;`` on the way: refuse the ID when C holds for it. A condition
+    on something else (a pointer, an error code) is the VMM's: it is skipped."""
+    leaves = any(n.type in ("return_statement", "goto_statement")
+                 for n in _walk(node.child_by_field_name("consequence")))
+    if not leaves:
+        return
+    try:
+        holds = m.ev(node.child_by_field_name("condition"), env)
+    except (Unsupported, KeyError):
+        return
+    if holds:
+        raise Refused(text(node.child_by_field_name("condition")))
 
 
 def value_at(tree: Tree, fn, site: int, var: str, cfg: Mapping[str, int], vid: int,
              features: Mapping[str, int] | None = None) -> int:
     """The value ``var`` holds when the statement at byte ``site`` of ``fn`` (a
-    function taking the ID as its last parameter) runs for ID ``vid``."""
+    function taking the ID as its last parameter, or reading it from ``->vcpu_id``)
+    runs for ID ``vid``. Raises ``Refused`` when an early exit turns the ID away."""
     m = Machine(tree, {"smt_mode": 1, "vcpu_id": vid, **cfg}, features)
     d = fn.node.child_by_field_name("declarator")
     while d.type != "function_declarator":  # through ``*`` of a pointer result
@@ -236,7 +267,7 @@ def value_at(tree: Tree, fn, site: int, var: str, cfg: Mapping[str, int], vid: i
     try:
         reached = _slice(m, fn.body, site, var, env)
     except _Sink as s:
-        raise Unsupported(f"crashes before the site: {s}") from None
+        raise Refused(f"crashes before the site: {s}") from None
     if not reached or var not in env:
         raise Unsupported(f"{var} is not assigned on the way to the site")
     return env[var]
