@@ -140,6 +140,8 @@ def _unbounded(rule, t, cp: paths.CreatePath):
             f" without {k}" for k in host), env=tuple(
             (k, 0 if k.partition(":")[2] in host else v) for k, v in rule.profile.env))
         for cfg in configs(rule, t):
+            if host and cfg.stride != prof.strides[0]:
+                continue  # the guest's stride is emulated on the profile's host only
             cfg = replace(cfg, profile=prof)
             size = t.macro(rule.profile.table_size, cfg)
             for vid in range(t.id_space(cfg) or 16 * cfg.nr_cpus):
