@@ -108,9 +108,9 @@ def probe(s: Shape, cfg: model.Config, vid: int):
     return r0.value, (read[0] if read else None), fired
 
 
-def fault_line(t: model.Tree, s: Shape, n_max: int) -> int | None:
-    """The index or read line when no table can fix the QEMU-like layouts up to
-    ``n_max`` CPUs; None when the table can be where the fix goes."""
+def fault_line(t: model.Tree, s: Shape, n_max: int) -> tuple[int, str] | None:
+    """(the index or read line, why) when no table can fix the QEMU-like layouts up
+    to ``n_max`` CPUs; None when the table can be where the fix goes."""
     count = t.profile.count
     for cfg in t.configs(tuple(v for v in t.profile.nr_cpus_values if v <= n_max),
                          layouts=True):
@@ -124,11 +124,15 @@ def fault_line(t: model.Tree, s: Shape, n_max: int) -> int | None:
                 return None
             base, entry, fired = p
             if fired is not None:
-                return s.index_line if fired and fired < s.read_line else s.read_line
+                return (s.index_line if fired and fired < s.read_line else s.read_line,
+                        f"ID {vid} fails ({cfg.text()}) whatever the table holds")
             if base >= n:
-                return s.read_line
+                return s.read_line, f"ID {vid} is at {base} before the table is added " \
+                    f"({cfg.text()}): beyond {count}={n} whatever the table holds"
             if (base, entry) in seen:
-                return s.index_line
+                return s.index_line, f"IDs {seen[base, entry]} and {vid} read the same " \
+                    f"table entry with the same remainder ({cfg.text()}): no table " \
+                    "separates them"
             seen[base, entry] = vid
     return None
 

@@ -56,12 +56,15 @@ def _located(t, name: str, found) -> Iterator[Finding]:
                                         for f in found])
     fault = _pack_fault.fault_line(t, s, n_max)
     for f in found:
-        line = fault
-        if line is None:
+        ids = list(f.counterexample["ids"])
+        if fault is not None:
+            line, why = fault
+        else:
             ce = f.counterexample
             cfg = model.Config(ce[t.profile.nr_cpus], ce[t.profile.stride],
                                ce["threads_per_core"], t.profile)
-            line = _pack_fault.entry_line(s, cfg, ce["ids"][-1]) or fn.line
-        note = Note(fn.path, fn.line, f"in {name}(), run for IDs {list(f.counterexample['ids'])}",
-                    name)
+            line = _pack_fault.entry_line(s, cfg, ids[-1]) or fn.line
+            why = "the index computation tells apart every pair of IDs the table must " \
+                f"separate: the entry ID {ids[-1]} reads is where the fix goes"
+        note = Note(fn.path, fn.line, f"{name}() entered with IDs {ids}; {why}", name)
         yield replace(f, line=line, notes=(note,) if line != fn.line else ())

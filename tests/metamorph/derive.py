@@ -280,14 +280,17 @@ def constant(tree: Tree, cfg: Mapping[str, int], expr: str) -> int:
 
 def id_space(tree: Tree, n: int) -> int | None:
     """Generic KVM's bound on vCPU IDs (KVM_MAX_VCPU_IDS, formerly KVM_MAX_VCPU_ID) for
-    NR_CPUS=n on the profile's host (4 threads per subcore): a VMM creates no ID beyond."""
+    NR_CPUS=n on the profile's host (4 threads per subcore): a VMM creates no ID beyond.
+    This reader does not follow ``#if``: of the definitions it sees, the largest (the
+    fewest mutants called harmless)."""
+    values = []
     for name in ("KVM_MAX_VCPU_IDS", "KVM_MAX_VCPU_ID"):
         if name in tree.macros:
             try:
-                return constant(tree, {"NR_CPUS": n, "threads_per_subcore": 4}, name)
+                values.append(constant(tree, {"NR_CPUS": n, "threads_per_subcore": 4}, name))
             except (Unsupported, KeyError):
                 return None
-    return None
+    return max(values, default=None)
 
 
 def qemu_layout_defects(tree: Tree, nr_cpus: tuple[int, ...] = (8, 16, 32)) -> list[tuple]:
