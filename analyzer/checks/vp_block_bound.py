@@ -81,7 +81,27 @@ def _where_the_fix_goes(rule, t, sink: Sink, alloc, cfg, size: int, nr: int) -> 
     for function, path, g in reversed(sink.guards):
         if count_field in g.text:
             return path, g.line, function
+        inner = _predicate_comparison(t, g.cond, count_field)
+        if inner is not None:
+            return inner
     return sink.path, sink.line, sink.function
+
+
+def _predicate_comparison(t, cond, count_field: str):
+    """(path, line, function) of the comparison with ``count_field`` inside a tree
+    helper the guard calls (``if (!kvmppc_xive_vcpu_id_valid(xive, cpu))``)."""
+    for call in cparse.captures("(call_expression function: (identifier) @f)", cond).get(
+            "f", []):
+        name = cparse.text(call)
+        fact = t.facts.functions.get(name)
+        node = t.facts.node(name) if fact is not None else None
+        if node is None:
+            continue
+        for cmp in cparse.captures("(binary_expression) @b", node).get("b", []):
+            if cmp.child_by_field_name("operator").type in ("<", "<=", ">", ">=") and \
+                    count_field in cparse.text(cmp):
+                return fact.path, cmp.start_point.row + 1, name
+    return None
 
 
 def _sinks(rule, t, entry, roles) -> Iterator[Sink]:
