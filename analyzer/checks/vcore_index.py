@@ -27,11 +27,17 @@ def vcore_index(rule, facts: Facts) -> Iterator[Finding]:
             continue
         fn = facts.functions[entry.function]
         # before packing (no packing function) there is nothing to convert to
-        for _guards, rhs, line, _node in _unpacked(t, cp, pack) if pack else ():
+        for guards_, rhs, line, _node in _unpacked(t, cp, pack) if pack else ():
             severity, message = rule.text("unpacked", var=cp.index_var, rhs=rhs, table=table,
                                           function=pack)
+            # the way there: the branches taken, then the table access it feeds
+            notes = tuple(Note(fn.path, g.line, f"'{g.text}' is "
+                               f"{'true' if g.holds else 'false'} on the way",
+                               fn.name) for g in guards_) + (
+                Note(fn.path, cp.site_line, f"{table}[{cp.index_var}] indexed with it",
+                     fn.name),)
             yield Finding(rule.id, severity, fn.path, line, 1, fn.name, message,
-                          key=f"unpacked:{rhs}")
+                          key=f"unpacked:{rhs}", notes=notes)
         at_guard: set[int] = set()  # one finding per check that let the index through
         for site in paths.table_sites(t, entry.function):
             for f in _site(rule, t, entry, site, fn):

@@ -39,7 +39,6 @@ def vp_block_bound(rule, facts: Facts) -> Iterator[Finding]:
     if alloc is None:
         return
     t = tree(rule, facts)
-    prof = rule.profile
     reported: set[tuple] = set()
     for entry in entries(rule, facts):
         for sink in _sinks(rule, t, entry, roles):
@@ -50,32 +49,37 @@ def vp_block_bound(rule, facts: Facts) -> Iterator[Finding]:
                 continue
             reported.add((entry.function, sink.chain))
             cfg, vid, nr, index, size = hit
+            count_name, count = _count(rule, t, alloc, cfg, nr)
             severity, message = rule.text(
                 what=entry.what, id=vid, chain=sink.chain, index=index, size=size,
                 size_text=alloc.size_text, alloc=f"{alloc.path}:{alloc.line}",
-                config=cfg.text(), count_name=prof.fields["block_count"], count=nr)
-            where = _where_the_fix_goes(rule, t, sink, alloc, cfg, size, nr)
+                config=cfg.text(), count_name=count_name, count=count)
+            where = _where_the_fix_goes(rule, t, sink, alloc, size, count)
             notes = sink.notes(vid) + (
                 Note(alloc.path, alloc.line, f"the VP block holds {alloc.size_text} = {size} "
                      f"VPs", alloc.function),)
             yield Finding(rule.id, severity, where[0], where[1], 1, where[2], message,
                           key=f"{entry.function}:{sink.chain}:{alloc.size_text}",
                           counterexample=record(cfg, (vid,), entry.function, vp_index=index,
-                                                block_size=size,
-                                                **{prof.fields["block_count"]: nr}),
+                                                block_size=size, **{count_name: count}),
                           notes=tuple(n for n in notes if (n.path, n.line) != where[:2]))
 
 
-def _where_the_fix_goes(rule, t, sink: Sink, alloc, cfg, size: int, nr: int) -> tuple:
+def _count(rule, t, alloc, cfg, nr: int) -> tuple[str, int]:
+    """What the block is meant to hold: ``nr_servers`` where the tree has that field
+    (the value swept), else the profile's vCPU count (a tree from before it)."""
+    field = rule.profile.fields["block_count"]
+    if f"->{field}".encode() in t.facts.snapshot.files.get(alloc.path, b""):
+        return field, nr
+    return rule.profile.count, t.macro(rule.profile.count, cfg)
+
+
+def _where_the_fix_goes(rule, t, sink: Sink, alloc, size: int, holds: int) -> tuple:
     """(path, line, function) of the finding. The allocation, when its block is
-    smaller than the servers it is meant to hold (``nr_servers`` where the tree has
-    that field, else the profile's vCPU count); otherwise the last check on the way
-    that compares the ID with that count and admitted the value; else the VP
-    computation itself."""
+    smaller than the ``holds`` servers it is meant to hold; otherwise the last check
+    on the way that compares the ID with ``nr_servers`` and admitted the value
+    (written in the entry or in a predicate helper); else the VP computation."""
     count_field = rule.profile.fields["block_count"]
-    files = t.facts.snapshot.files
-    holds = nr if f"->{count_field}".encode() in files.get(alloc.path, b"") else \
-        t.macro(rule.profile.count, cfg)
     if size < holds:
         return alloc.path, alloc.line, alloc.function
     for function, path, g in reversed(sink.guards):
