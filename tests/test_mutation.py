@@ -9,7 +9,8 @@ capped at 16), a store into ``vcores[]`` before its bound check, a
 ``vcores[]`` loop bound one past ``KVM_MAX_VCORES``, a guard weakened at its
 boundary or its stride dropped. Each must be reported by the right rule at
 the documented line, with a counterexample that ``derive`` re-derives from
-the mutated source with plain arithmetic. Equivalent mutants (``derive``
+the mutated source with the C arithmetic of tests/creference.py (independent of
+``analyzer``). Equivalent mutants (``derive``
 shows them harmless, or ``id >= B`` rewritten as ``id > B - 1``) must change
 nothing. Cases today's engine fails are strict xfails listed in
 tests/data/mutation/known-failures.toml; regenerate with
@@ -78,12 +79,57 @@ def test_derive_reproduces_the_rfc_reviewer_example() -> None:
 def test_derive_sees_a_changed_table() -> None:
     tree = plan.load("rfc-applied", str(TREES["rfc-applied"]))
     path = next(p for p, d in tree.files.items() if b"block_offsets" in d)
-    bad = tree.patched({path: tree.files[path].replace(
-        b"{0, 4, 2, 6, 1, 5, 3, 7}", b"{0, 4, 2, 6, 1, 5, 3, 3}")})
+    def changed(table: bytes):
+        return tree.patched({path: tree.files[path].replace(b"{0, 4, 2, 6, 1, 5, 3, 7}", table)})
     assert not derive.qemu_layout_defects(tree)
-    assert derive.qemu_layout_defects(bad)
+    # block 6 (stride 4, ID 6 * NR_CPUS / 4 = 24 at NR_CPUS 8) now lands on ID 1's slot
+    assert derive.qemu_layout_defects(changed(b"{0, 4, 2, 6, 1, 5, 1, 7}"))[0][:5] == \
+        (8, 4, 1, 24, 1)
+    # block 7 only serves IDs from 7 * NR_CPUS on, beyond the ID space (4 * NR_CPUS):
+    # no VMM creates them, so the change is harmless in this tree
+    assert not derive.qemu_layout_defects(changed(b"{0, 4, 2, 6, 1, 5, 3, 3}"))
 
 
 def test_known_failures_name_mutants_that_exist() -> None:
     planned = {(c[0], *c[2].split("|", 1)) for c in CASES}
     assert {k for k in KNOWN if k[0] != plan.REALTREE} <= planned
+
+
+def test_the_store_counterexample_is_rederived_not_trusted() -> None:
+    """The index a vcores-store mutant reports is re-derived from the mutated create
+    function (its ifs and the index's assignments): a wrong index or an index inside
+    the table is refused."""
+    m = next(m for k, m in plan.mutants_of("pre-rfc", str(TREES["pre-rfc"])).items()
+             if k.startswith("vcores-store|"))
+
+    def finding(vid: int, index: int) -> dict:
+        return {"rule": "vcore-index", "counterexample": {
+            "NR_CPUS": 8, "emul_smt_mode": 1, "ids": [vid], "values": {"index": index}}}
+    assert m.verify(finding(8, 8)) is None  # core = id / smt_mode = 8: one past 8 VCOREs
+    assert "not 9" in m.verify(finding(8, 9))
+    assert "< 8 VCOREs" in m.verify(finding(3, 3))
+
+
+@pytest.mark.parametrize("fixture, rule", [
+    ("rules/vcore-index/store-unbounded", "vcore-index"),
+    ("rules/capacity/pre-rfc", "capacity")])
+def test_capacity_and_vcore_index_carry_the_path(fixture: str, rule: str) -> None:
+    """The create path (entry, guards with their truth, the index computed) reaches JSON
+    as notes and SARIF as a code flow, none of it at the finding's own line."""
+    import json
+
+    from tests.conftest import run_cli
+    from tests.test_sarif import valid
+
+    root = str(plan.FIXTURES / fixture)
+    _rc, out, _ = run_cli("check", root, "--rule", rule, "--format", "json")
+    (f,) = json.loads(out)["findings"]
+    assert f["notes"] and all(set(n) == {"path", "line", "function", "message"}
+                              for n in f["notes"])
+    assert f["notes"][0]["message"].endswith(f"entered with ID {f['counterexample']['ids'][0]}")
+    assert all((n["path"], n["line"]) != (f["path"], f["line"]) for n in f["notes"])
+    _rc, out, _ = run_cli("check", root, "--rule", rule, "--format", "sarif")
+    (res,) = valid(out)["runs"][0]["results"]
+    steps = res["codeFlows"][0]["threadFlows"][0]["locations"]
+    assert [s["location"]["message"]["text"] for s in steps] == [
+        n["message"] for n in f["notes"]]

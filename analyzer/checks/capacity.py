@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..c.facts import Facts
-from ..findings import Finding, without_lines
+from ..findings import Finding, Note, without_lines
 from ..model import packing as model
 from ..model import paths
 from ._common import configs, entries, record, tree
+from ._slot import bound_guard, slot_notes
 from .registry import check
 
 
@@ -29,19 +30,21 @@ def capacity(rule, facts: Facts) -> Iterator[Finding]:
             short = _shortfall(t, cp, cfg, facts)
             if short is None:
                 continue
-            created, n, vid, why, where = short
+            created, n, vid, why, where, notes = short
             if where in found and found[where].counterexample["values"]["vcpus"] <= created:
                 continue
             severity, message = rule.text(created=created, max=n, config=cfg.text(), why=why)
             found[where] = Finding(
                 rule.id, severity, where[0], where[1], 1, where[2], message,
                 key=without_lines(f"{where[0]}:{where[2]}:{why.split(' ', 2)[-1]}"),
-                counterexample=record(cfg, (vid,), entry.function, vcpus=created, count=n))
+                counterexample=record(cfg, (vid,), entry.function, vcpus=created, count=n),
+                notes=tuple(x for x in notes if (x.path, x.line) != where[:2]))
         yield from found.values()
 
 
 def _shortfall(t: model.Tree, cp: paths.CreatePath, cfg: model.Config, facts: Facts):
-    """(created, count, first refused ID, why, where) when the layout falls short."""
+    """(created, count, first refused ID, why, where, notes) when the layout falls short;
+    the notes are the create path the refused ID took (entry, guards, index)."""
     prof = t.profile
     n = t.macro(prof.count, cfg)
     size = t.macro(prof.table_size, cfg)
@@ -53,20 +56,28 @@ def _shortfall(t: model.Tree, cp: paths.CreatePath, cfg: model.Config, facts: Fa
             name = t.first_macro(prof.id_space)
             d = t.defines[name]
             return len(used), n, vid, f"ID {vid} is refused by {name} = {limit} ({d.value})", \
-                (d.path, d.line, None)
+                (d.path, d.line, None), ()
         slot = cp.slot(cfg, vid)
         if slot.events:
             ev = slot.events[0]
             at = facts.functions.get(ev.function, fn)  # the function the event fired in
             return len(used), n, vid, f"ID {vid} hits {ev.macro} at {at.path}:{ev.line}", \
-                (at.path, ev.line, at.name)
+                (at.path, ev.line, at.name), slot_notes(t, cp, cfg, vid) + (
+                    Note(at.path, ev.line, f"{ev.macro} fires for {vid}", at.name),)
         if not slot.admitted:
             why = f"ID {vid} is turned away" + (
                 f" by the check at line {slot.refused_by}" if slot.refused_by else "")
-            return len(used), n, vid, why, (fn.path, slot.refused_by or fn.line, fn.name)
+            return len(used), n, vid, why, (fn.path, slot.refused_by or fn.line, fn.name), \
+                slot_notes(t, cp, cfg, vid, slot.index)
         if slot.index >= size or slot.index in used:
             why = f"ID {vid} gets VCORE slot {slot.index}, " + (
                 "already taken" if slot.index in used else f"beyond {prof.table_size}={size}")
-            return len(used), n, vid, why, (fn.path, cp.site_line, fn.name)
+            # beyond the table: the bound check it passed should have refused it
+            guard = bound_guard(cp, prof.table_size) if slot.index >= size else None
+            line = guard.line if guard is not None else cp.site_line
+            return len(used), n, vid, why, (fn.path, line, fn.name), \
+                slot_notes(t, cp, cfg, vid, slot.index) + (
+                    Note(fn.path, cp.site_line, f"VCORE slot {slot.index} used for {vid}",
+                         fn.name),)
         used.add(slot.index)
     return None

@@ -184,7 +184,12 @@ def _id_comparisons(t, fname: str, names: tuple[str, ...], chain: tuple):
         nodes = [cparse.strip_parens(cmp.child_by_field_name(s)) for s in ("left", "right")]
         ids = [n for n in nodes if cparse.text(n) in names]
         if ids and len(ids) < 2:
-            yield fname, cmp, _bound_text(next(n for n in nodes if n not in ids)), chain
+            bound = _bound_text(next(n for n in nodes if n not in ids))
+            # ``id > C - 1`` (``C - 1 < id``) compares with C as ``id >= C`` does
+            op = cmp.child_by_field_name("operator").type
+            if (op in (">", "<=")) == (ids[0] is nodes[0]):
+                bound = re.sub(r"^\((.*)\)\s*-\s*1$|^(\w+)\s*-\s*1$", r"\1\2", bound)
+            yield fname, cmp, bound, chain
     for call in cparse.captures("(call_expression function: (identifier) @f) @c", fn_node
                                 ).get("c", []):
         callee = cparse.text(call.child_by_field_name("function"))

@@ -4,10 +4,12 @@ following ``id = core * stride + thread`` uses, collides or leaves the array."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from ..c.facts import Facts
-from ..findings import Finding
+from ..findings import Finding, Note
 from ..model import packing as model
+from . import _pack_fault
 from ._common import found_roles, record, tree
 from .registry import check
 
@@ -38,4 +40,31 @@ def pack_table(rule, facts: Facts) -> Iterator[Finding]:
             found[kind, cfg.qemu_like] = Finding(
                 rule.id, severity, fn.path, fn.line, 1, name, message,
                 key=f"{kind}:{cfg.qemu_like}", counterexample=ce)
-    yield from found.values()
+    yield from _located(t, name, found.values())
+
+
+def _located(t, name: str, found) -> Iterator[Finding]:
+    """The findings at the table entry, index or value computation the fix changes
+    (:mod:`._pack_fault`), the packing function's first line a note."""
+    found = list(found)
+    s = _pack_fault.shape(t, name) if found else None
+    if s is None:
+        yield from found
+        return
+    fn = t.facts.functions[name]
+    n_max = max([model.SMALL_BUILD] + [f.counterexample[t.profile.nr_cpus]
+                                        for f in found])
+    fault = _pack_fault.fault_line(t, s, n_max)
+    for f in found:
+        ids = list(f.counterexample["ids"])
+        if fault is not None:
+            line, why = fault
+        else:
+            ce = f.counterexample
+            cfg = model.Config(ce[t.profile.nr_cpus], ce[t.profile.stride],
+                               ce["threads_per_core"], t.profile)
+            line = _pack_fault.entry_line(s, cfg, ids[-1]) or fn.line
+            why = "the index computation tells apart every pair of IDs the table must " \
+                f"separate: the entry ID {ids[-1]} reads is where the fix goes"
+        note = Note(fn.path, fn.line, f"{name}() entered with IDs {ids}; {why}", name)
+        yield replace(f, line=line, notes=(note,) if line != fn.line else ())

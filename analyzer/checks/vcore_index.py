@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 from ..c import parse as cparse
 from ..c.facts import Facts
-from ..findings import Finding
+from ..findings import Finding, Note
 from ..model import paths, roles
 from ._common import configs, entries, found_roles, record, table_field, tree
+from ._slot import bound_guard, slot_notes
 from .registry import check
 
 
 @check("vcore_index", params={"nr_cpus": (list, False)}, reads=("entries", "pack"))
 def vcore_index(rule, facts: Facts) -> Iterator[Finding]:
     pack = found_roles(rule, facts).pack
-    if pack is None:
-        return  # before packing there is nothing to convert to
     t = tree(rule, facts)
     table = table_field(rule, facts)
     for entry in entries(rule, facts):
@@ -26,13 +26,25 @@ def vcore_index(rule, facts: Facts) -> Iterator[Finding]:
         if cp is None:
             continue
         fn = facts.functions[entry.function]
-        for _guards, rhs, line, _node in _unpacked(t, cp, pack):
+        # before packing (no packing function) there is nothing to convert to
+        for guards_, rhs, line, _node in _unpacked(t, cp, pack) if pack else ():
             severity, message = rule.text("unpacked", var=cp.index_var, rhs=rhs, table=table,
                                           function=pack)
+            # the way there: the branches taken, then the table access it feeds
+            notes = tuple(Note(fn.path, g.line, f"'{g.text}' is "
+                               f"{'true' if g.holds else 'false'} on the way",
+                               fn.name) for g in guards_) + (
+                Note(fn.path, cp.site_line, f"{table}[{cp.index_var}] indexed with it",
+                     fn.name),)
             yield Finding(rule.id, severity, fn.path, line, 1, fn.name, message,
-                          key=f"unpacked:{rhs}")
+                          key=f"unpacked:{rhs}", notes=notes)
+        at_guard: set[int] = set()  # one finding per check that let the index through
         for site in paths.table_sites(t, entry.function):
-            yield from _site(rule, t, entry, site, fn)
+            for f in _site(rule, t, entry, site, fn):
+                if f.line not in at_guard:
+                    yield f
+                if f.line != site.line:
+                    at_guard.add(f.line)
     yield from _loops(rule, t, facts)
 
 
@@ -42,14 +54,25 @@ def _site(rule, t, entry, site, fn) -> Iterator[Finding]:
     bad = cp and _unbounded(rule, t, cp)
     if not bad:
         return
-    cfg, vid, index = bad
+    cfg, vid, index, host = bad
     access = "written" if site.is_write else "read"
+    config = cfg.text() + "".join(f", {k} false" for k in host)
     severity, message = rule.text(
-        "unbounded", var=cp.index_var, index=index, id=vid, config=cfg.text(),
+        "unbounded", var=cp.index_var, index=index, id=vid, config=config,
         table=table_field(rule, t.facts), size=rule.profile.table_size, access=access)
-    yield Finding(rule.id, severity, fn.path, cp.site_line, 1, fn.name, message,
+    # where the fix goes: the bound check the index passed, else the access itself
+    guard = bound_guard(cp, rule.profile.table_size)
+    line = guard.line if guard is not None else cp.site_line
+    notes = slot_notes(t, cp, cfg, vid, index)
+    if guard is not None:
+        notes = tuple(n for n in notes if n.line != line) + (Note(
+            fn.path, cp.site_line, f"{table_field(rule, t.facts)}[{cp.index_var}] {access} "
+            f"with {cp.index_var}={index}", fn.name),)
+    yield Finding(rule.id, severity, fn.path, line, 1, fn.name, message,
                   key=f"unbounded:{cp.index_var}:{access}",
-                  counterexample=record(cfg, (vid,), entry.function, index=index))
+                  counterexample=record(cfg, (vid,), entry.function, index=index,
+                                        **({"host": {k: 0 for k in host}} if host else {})),
+                  notes=notes)
 
 
 def _loops(rule, t, facts: Facts) -> Iterator[Finding]:
@@ -113,10 +136,29 @@ def _through_locals(rhs, depth: int = 4) -> str:
 
 
 def _unbounded(rule, t, cp: paths.CreatePath):
-    for cfg in configs(rule, t):
-        size = t.macro(rule.profile.table_size, cfg)
-        for vid in range(t.id_space(cfg) or 16 * cfg.nr_cpus):
-            slot = cp.slot(cfg, vid)
-            if slot.admitted and slot.index is not None and not 0 <= slot.index < size:
-                return cfg, vid, slot.index
+    """(configuration, ID, index, CPU features turned off) of an admitted ID whose
+    index is outside the table. The profile's host first; then the host without its
+    CPU features (a POWER8 host takes the ``else`` of ``cpu_has_feature(…)``: it does
+    not pack, but its accesses must be bounded all the same)."""
+    for host in _hosts(rule.profile):
+        # a profile of its own (profiles compare by name and source: caches key on them)
+        prof = replace(rule.profile, source=rule.profile.source + "".join(
+            f" without {k}" for k in host), env=tuple(
+            (k, 0 if k.partition(":")[2] in host else v) for k, v in rule.profile.env))
+        for cfg in configs(rule, t):
+            if host and cfg.stride != prof.strides[0]:
+                continue  # the guest's stride is emulated on the profile's host only
+            cfg = replace(cfg, profile=prof)
+            size = t.macro(rule.profile.table_size, cfg)
+            for vid in range(t.id_space(cfg) or 16 * cfg.nr_cpus):
+                slot = cp.slot(cfg, vid)
+                if slot.admitted and slot.index is not None and not 0 <= slot.index < size:
+                    return cfg, vid, slot.index, host
     return None
+
+
+def _hosts(prof) -> tuple[tuple[str, ...], ...]:
+    """The modelled host, then the host without the CPU features the profile sets."""
+    features = tuple(k.partition(":")[2] for k, v in prof.env
+                     if k.startswith("cpu_has_feature:") and v)
+    return ((), features) if features else ((),)

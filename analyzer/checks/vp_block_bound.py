@@ -4,7 +4,10 @@ the VP block was allocated with, for some value of nr_servers."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
+from ..c import guards as guards_mod
+from ..c import parse as cparse
 from ..c.facts import Facts
 from ..findings import Finding, Note
 from ..model import paths, space
@@ -13,39 +16,170 @@ from ._common import configs, entries, found_roles, path_notes, record, tree
 from .registry import check
 
 
+@dataclass(frozen=True)
+class Sink:
+    """Where the VP number is computed from the ID, and how to run an ID there: a call
+    of the VP helper (``path``) or ``P->vp_base + ID`` written in the entry (``raw``)."""
+
+    chain: str
+    path: str
+    line: int
+    function: str
+    guards: tuple  # (function, path, guard) on the way, in order
+    run: object  # (cfg, vid, extra) -> (admitted, index | None)
+    score: object  # (cfg, vid, extra) -> index | None, the computation alone
+    notes: object  # vid -> tuple[Note, ...]
+
+
 @check("vp_block_bound", params={"nr_cpus": (list, False)},
        reads=("entries", "pack", "vp_helpers", "allocation"))
 def vp_block_bound(rule, facts: Facts) -> Iterator[Finding]:
     roles = found_roles(rule, facts)
     alloc = roles.allocation
-    if not roles.vp_helpers or alloc is None:
+    if alloc is None:
         return
     t = tree(rule, facts)
-    prof = rule.profile
     reported: set[tuple] = set()
     for entry in entries(rule, facts):
-        for path in space.find(t, entry, set(roles.vp_helpers)):
-            if (entry.function, path.chain()) in reported:
+        for sink in _sinks(rule, t, entry, roles):
+            if (entry.function, sink.chain) in reported:
                 continue
-            hit = _overflow(rule, t, path, alloc.size_text)
+            hit = _overflow(rule, t, sink, alloc.size_text)
             if hit is None:
                 continue
-            reported.add((entry.function, path.chain()))
+            reported.add((entry.function, sink.chain))
             cfg, vid, nr, index, size = hit
-            last = path.primary()
+            count_name, count = _count(rule, t, alloc, cfg, nr)
             severity, message = rule.text(
-                what=entry.what, id=vid, chain=path.chain(), index=index, size=size,
+                what=entry.what, id=vid, chain=sink.chain, index=index, size=size,
                 size_text=alloc.size_text, alloc=f"{alloc.path}:{alloc.line}",
-                config=cfg.text(), count_name=prof.fields["block_count"], count=nr)
-            notes = path_notes(facts, path, vid) + (
+                config=cfg.text(), count_name=count_name, count=count)
+            where = _where_the_fix_goes(rule, t, sink, alloc, size, count)
+            notes = sink.notes(vid) + (
                 Note(alloc.path, alloc.line, f"the VP block holds {alloc.size_text} = {size} "
                      f"VPs", alloc.function),)
-            yield Finding(rule.id, severity, last.path, last.line, 1, last.function, message,
-                          key=f"{entry.function}:{path.chain()}:{alloc.size_text}",
+            yield Finding(rule.id, severity, where[0], where[1], 1, where[2], message,
+                          key=f"{entry.function}:{sink.chain}:{alloc.size_text}",
                           counterexample=record(cfg, (vid,), entry.function, vp_index=index,
-                                                block_size=size,
-                                                **{prof.fields["block_count"]: nr}),
-                          notes=notes)
+                                                block_size=size, **{count_name: count}),
+                          notes=tuple(n for n in notes if (n.path, n.line) != where[:2]))
+
+
+def _count(rule, t, alloc, cfg, nr: int) -> tuple[str, int]:
+    """What the block is meant to hold: ``nr_servers`` where the tree has that field
+    (the value swept), else the profile's vCPU count (a tree from before it)."""
+    field = rule.profile.fields["block_count"]
+    if f"->{field}".encode() in t.facts.snapshot.files.get(alloc.path, b""):
+        return field, nr
+    return rule.profile.count, t.macro(rule.profile.count, cfg)
+
+
+def _where_the_fix_goes(rule, t, sink: Sink, alloc, size: int, holds: int) -> tuple:
+    """(path, line, function) of the finding. The allocation, when its block is
+    smaller than the ``holds`` servers it is meant to hold; otherwise the last check
+    on the way that compares the ID with ``nr_servers`` and admitted the value
+    (written in the entry or in a predicate helper); else the VP computation."""
+    count_field = rule.profile.fields["block_count"]
+    if size < holds:
+        return alloc.path, alloc.line, alloc.function
+    for function, path, g in reversed(sink.guards):
+        if count_field in g.text:
+            return path, g.line, function
+        inner = _predicate_comparison(t, g.cond, count_field)
+        if inner is not None:
+            return inner
+    return sink.path, sink.line, sink.function
+
+
+def _predicate_comparison(t, cond, count_field: str):
+    """(path, line, function) of the comparison with ``count_field`` inside a tree
+    helper the guard calls (``if (!kvmppc_xive_vcpu_id_valid(xive, cpu))``)."""
+    for call in cparse.captures("(call_expression function: (identifier) @f)", cond).get(
+            "f", []):
+        name = cparse.text(call)
+        fact = t.facts.functions.get(name)
+        node = t.facts.node(name) if fact is not None else None
+        if node is None:
+            continue
+        for cmp in cparse.captures("(binary_expression) @b", node).get("b", []):
+            if cmp.child_by_field_name("operator").type in ("<", "<=", ">", ">=") and \
+                    count_field in cparse.text(cmp):
+                return fact.path, cmp.start_point.row + 1, name
+    return None
+
+
+def _sinks(rule, t, entry, roles) -> Iterator[Sink]:
+    facts = t.facts
+    for path in space.find(t, entry, set(roles.vp_helpers)):
+        last = path.primary()
+        gs = tuple((h.function, facts.functions[h.function].path, g)
+                   for h in path.hops for g in h.guards)
+        yield Sink(path.chain(), last.path, last.line, last.function, gs,
+                   _path_runner(t, path), _helper_score(t, path.hops[-1]),
+                   lambda vid, p=path: path_notes(facts, p, vid))
+    if not roles.vp_helpers:
+        yield from _raw_sinks(rule, t, entry)
+
+
+def _path_runner(t, path):
+    def run(cfg, vid, extra):
+        out = paths.run(t, path, cfg, vid, **extra)
+        if not out.reached or out.result.crashed or out.result.events:
+            return False, None  # refused, or a crash or warning (pack-domain's business)
+        return True, out.result.value
+    return run
+
+
+def _raw_sinks(rule, t, entry) -> Iterator[Sink]:
+    """``P->vp_base + E`` written in the entry function, E computed from the ID (a tree
+    from before the VP helper): the index is E, under the guards that dominate it."""
+    info = t.program.functions.get(entry.function)
+    if info is None:
+        return
+    fn, _ = info
+    fact = t.facts.functions[entry.function]
+    vp = roles_mod.vp_field(t.facts, rule.profile)
+    names = paths.entry_names_of(t, entry)
+    flow = paths.id_flow(fn, names, entry.id_field, rule.profile.sanitizers,
+                         rule.profile.succeed)
+    pointers = paths._pointers(fn)
+    for add in cparse.captures('(binary_expression operator: "+") @a', fn).get("a", []):
+        sides = [cparse.strip_parens(add.child_by_field_name(k)) for k in ("left", "right")]
+        base = [s for s in sides if s.type == "field_expression" and cparse.text(
+            s.child_by_field_name("field")) == vp]
+        other = [s for s in sides if s not in base]
+        if len(base) != 1 or not other or not flow.carries(other[0]):
+            continue
+        gs = paths.relevant(guards_mod.dominating_guards(add), flow, t)
+        line = add.start_point.row + 1
+        yield Sink(f"{entry.function}() → {cparse.text(add)}", fact.path, line,
+                   entry.function, tuple((entry.function, fact.path, g) for g in gs),
+                   _raw_runner(t, entry.function, names, flow, pointers, gs, other[0], line),
+                   _raw_runner(t, entry.function, names, flow, pointers, (), other[0], line,
+                               score=True),
+                   lambda vid, gs=gs, line=line: tuple(
+                       Note(fact.path, g.line, f"'{g.text}' is "
+                            f"{'true' if g.holds else 'false'} for {vid}", entry.function)
+                       for g in gs) + (Note(fact.path, line, f"the VP of {vid} is computed "
+                                            "here", entry.function),))
+
+
+def _raw_runner(t, function, names, flow, pointers, gs, index_node, line, score=False):
+    """Run an ID to ``P->vp_base + E`` (``score``: E alone, no guard applied)."""
+    text = " ".join(cparse.text(index_node).split())
+
+    def run(cfg, vid, extra):
+        env = cfg.env(**{p: 0 for p in pointers}, **extra)
+        env.update({n: vid for n in names})
+        if flow.field:
+            env[flow.field] = vid
+        if not all(paths.holds(t, g, dict(env), flow, function) for g in gs):
+            return False, None
+        r = paths.value(t, index_node, text, dict(env), function, line)
+        if r.crashed or r.events:
+            return None if score else (False, None)
+        return r.value if score else (True, r.value)
+    return run
 
 
 def nr_candidates(low: int, high: int, extra=()) -> list[int]:
@@ -53,7 +187,7 @@ def nr_candidates(low: int, high: int, extra=()) -> list[int]:
     return space.block_counts(low, high, extra)
 
 
-def _overflow(rule, t, path, size_text):
+def _overflow(rule, t, sink: Sink, size_text):
     """The first (configuration, ID, nr_servers) whose VP index the path admits beyond
     the block. Only IDs whose index could be beyond it are run through the path: the
     VP computation is evaluated alone once per configuration, highest index first."""
@@ -62,8 +196,8 @@ def _overflow(rule, t, path, size_text):
     for cfg in configs(rule, t):
         high = t.macro(prof.block_count_max, cfg)
         id_space = t.id_space(cfg)
-        scored = _indices(t, path, cfg, range(id_space or 16 * cfg.nr_cpus),
-                          {nr_field: high, vp: 0})
+        ids = range(id_space or 16 * cfg.nr_cpus)
+        scored = _indices(t, sink, cfg, ids, {nr_field: high, vp: 0})
         # a block whose size does not follow nr_servers is too small from size + 1 on
         fixed = t.expr(size_text)(env=cfg.env(**{nr_field: high, vp: 0})).value
         for nr in nr_candidates(prof.block_count_min, high, (fixed, fixed + 1)):
@@ -73,28 +207,30 @@ def _overflow(rule, t, path, size_text):
             for index, vid in scored:
                 if index < size:
                     break
-                out = paths.run(t, path, cfg, vid, **extra)
-                if not out.reached or out.result.crashed or out.result.events:
-                    continue  # refused, or a crash or warning (pack-domain's business)
-                if out.result.value >= size:
-                    hits.append((vid, out.result.value))
+                admitted, value = sink.run(cfg, vid, extra)
+                if admitted and value is not None and value >= size:
+                    hits.append((vid, value))
             if hits:
                 vid, index = min(hits)  # the smallest ID that shows it
                 return cfg, vid, nr, index, size
     return None
 
 
-def _indices(t, path, cfg, ids, extra) -> list[tuple[int, int]]:
-    """(VP index, ID) for every ID, as the path's last call computes it, highest first."""
-    last = path.hops[-1]
-    target = t.compiled(last.callee)
-    args = [0] * len(t.facts.functions[last.callee].params)
-    env = cfg.env(**extra)
-    out = []
-    for vid in ids:
-        args[last.arg_index] = vid
-        r = target(*args, env=env)
-        if not r.crashed and not r.events and r.value is not None:
-            out.append((r.value, vid))
+def _indices(t, sink: Sink, cfg, ids, extra) -> list[tuple[int, int]]:
+    """(VP index, ID) for every ID, highest first, as the VP computation alone gives it
+    (no guard applied): only IDs at or beyond the block need the whole path."""
+    out = [(v, vid) for vid in ids if (v := sink.score(cfg, vid, extra)) is not None]
     out.sort(key=lambda p: (-p[0], p[1]))
     return out
+
+
+def _helper_score(t, hop):
+    target = t.compiled(hop.callee)
+    n = len(t.facts.functions[hop.callee].params)
+
+    def score(cfg, vid, extra):
+        args = [0] * n
+        args[hop.arg_index] = vid
+        r = target(*args, env=cfg.env(**extra))
+        return None if r.crashed or r.events else r.value
+    return score

@@ -1,11 +1,13 @@
-"""Re-derive a counterexample with plain Python arithmetic, independently of ``analyzer``.
+"""Re-derive a counterexample independently of ``analyzer``.
 
 Reads the packing function, its table and the macros from the (mutated)
-source with tree-sitter and runs them on non-negative integers, where C's
-truncating division and Python's floor division agree. Small on purpose: the
-packing function's statements only (declarations, assignments, ``if``,
-``return``, ``BUG_ON``/``WARN*``), field reads taken from the configuration by
-field name. Anything else raises ``Unsupported`` rather than guessing.
+source with tree-sitter and runs them; each operator is evaluated by
+tests/creference.py, the project's one reference evaluator of C's integer rules
+(written from the C standard, separate from ``analyzer.model.ceval``), with
+every value an ``int``. Small on purpose: the packing function's statements only
+(declarations, assignments, ``if``, ``return``, ``BUG_ON``/``WARN*``), field reads
+taken from the configuration by field name. Anything else, or undefined
+behaviour, raises ``Unsupported`` rather than guessing.
 """
 
 from __future__ import annotations
@@ -15,13 +17,19 @@ from collections.abc import Mapping
 
 from tree_sitter import Node
 
+from ..creference import UB, reval
 from .csrc import Tree, parse, text
 
-_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-        "/": lambda a, b: a // b, "%": lambda a, b: a % b, "<": lambda a, b: int(a < b),
-        "<=": lambda a, b: int(a <= b), ">": lambda a, b: int(a > b),
-        ">=": lambda a, b: int(a >= b), "==": lambda a, b: int(a == b),
-        "!=": lambda a, b: int(a != b), "&": lambda a, b: a & b, "|": lambda a, b: a | b}
+_OPS = frozenset({"+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!=", "&", "|", "^",
+                  "<<", ">>"})
+
+
+def _c(op: str, left: int, right: int) -> int:
+    """``left op right`` as C computes it on two ``int`` operands."""
+    try:
+        return reval(("bin", op, ("lit", left), ("lit", right)), {}, {})
+    except UB:
+        raise Unsupported(f"{left} {op} {right}: undefined behaviour") from None
 
 
 class Unsupported(Exception):
@@ -42,13 +50,17 @@ def _expr(body: str) -> Node:
 class Machine:
     """One configuration (NR_CPUS, emul_smt_mode, smt_mode, …) over one tree."""
 
-    def __init__(self, tree: Tree, cfg: Mapping[str, int]):
+    def __init__(self, tree: Tree, cfg: Mapping[str, int],
+                 features: Mapping[str, int] | None = None):
         self.tree, self.cfg = tree, dict(cfg)
+        self.features = dict(features or {})
         self.events: list[str] = []
 
     def macro(self, name: str) -> int:
         if name in ("NR_CPUS", "CONFIG_NR_CPUS"):
             return self.cfg["NR_CPUS"]
+        if name in self.cfg:  # a host variable of the configuration (threads_per_subcore)
+            return self.cfg[name]
         m = self.tree.macros.get(name)
         if m is None or m.params is not None or not m.body.strip():
             raise Unsupported(name)
@@ -76,9 +88,9 @@ class Machine:
                 return int(bool(left)) if short else int(bool(
                     self.ev(n.child_by_field_name("right"), env)))
             right = self.ev(n.child_by_field_name("right"), env)
-            if op in ("/", "%") and right == 0 or op not in _OPS:
-                raise Unsupported(f"{text(n)} (division by zero or operator {op})")
-            return _OPS[op](left, right)
+            if op not in _OPS:
+                raise Unsupported(f"{text(n)} (operator {op})")
+            return _c(op, left, right)
         if t == "conditional_expression":
             c = self.ev(n.child_by_field_name("condition"), env)
             return self.ev(n.child_by_field_name("consequence" if c else "alternative"), env)
@@ -104,6 +116,13 @@ class Machine:
                 if name == "BUG_ON":
                     raise _Sink(self.events[-1])
             return int(bool(c))
+        if name == "cpu_has_feature" and len(args) == 1:  # the host: set unless cleared
+            return int(self.features.get(text(args[0]), 1))
+        if name == self.tree.packer and args:
+            value, event = pack(self.tree, self.cfg, self.ev(args[-1], env))
+            if value is None:
+                raise _Sink(str(event))
+            return value
         raise Unsupported(f"call {name}")
 
     def exec(self, n: Node, env: dict) -> None:
@@ -165,19 +184,125 @@ def pack(tree: Tree, cfg: Mapping[str, int], vid: int) -> tuple[int | None, str 
     return None, "fell off the end"
 
 
+def _assigns(node: Node, var: str) -> bool:
+    return any(n.type == "assignment_expression" and text(n.child_by_field_name("left")) == var
+               for n in _walk(node))
+
+
+def _walk(node: Node):
+    yield node
+    for c in node.children:
+        yield from _walk(c)
+
+
+def _slice(m: Machine, node: Node, site: int, var: str, env: dict) -> bool:
+    """Run ``node`` up to the statement at byte ``site``: True once it is reached.
+    Statements the machine cannot run (the kernel runtime: locking, allocation,
+    printing) are skipped unless they assign ``var``; an ``if`` that does not
+    assign ``var`` only matters as an early exit."""
+    if node.type == "compound_statement":
+        for c in node.named_children:
+            if c.start_byte <= site < c.end_byte:
+                return _slice(m, c, site, var, env)
+            if c.end_byte <= site:
+                _slice(m, c, site, var, env)
+        return False
+    if node.type == "if_statement":
+        inside = node.start_byte <= site < node.end_byte
+        if not inside and not _assigns(node, var):
+            _early_exit(m, node, env)
+            return False
+        branch = node.child_by_field_name("consequence") if m.ev(
+            node.child_by_field_name("condition"), env) else node.child_by_field_name(
+            "alternative")
+        if branch is not None and branch.type == "else_clause":
+            branch = branch.named_children[-1]
+        if branch is None:
+            return False
+        if inside and not branch.start_byte <= site < branch.end_byte:
+            raise Unsupported("the site is not reached on this branch")
+        return _slice(m, branch, site, var, env) if inside or _assigns(branch, var) else False
+    if node.start_byte <= site < node.end_byte:
+        return True
+    try:  # a statement of the kernel runtime (locking, allocation) is skipped
+        m.exec(node, env)
+    except (Unsupported, KeyError):
+        if _assigns(node, var):
+            raise
+    except _Return:
+        raise Refused("returns before the site") from None
+    return False
+
+
+class Refused(Exception):
+    """The ID leaves the function (``return``/``goto``) before the site."""
+
+
+def _early_exit(m: Machine, node: Node, env: dict) -> None:
+    """``if (C) return …;`` on the way: refuse the ID when C holds for it. A condition
+    on something else (a pointer, an error code) is the VMM's: it is skipped."""
+    leaves = any(n.type in ("return_statement", "goto_statement")
+                 for n in _walk(node.child_by_field_name("consequence")))
+    if not leaves:
+        return
+    try:
+        holds = m.ev(node.child_by_field_name("condition"), env)
+    except (Unsupported, KeyError):
+        return
+    if holds:
+        raise Refused(text(node.child_by_field_name("condition")))
+
+
+def value_at(tree: Tree, fn, site: int, var: str, cfg: Mapping[str, int], vid: int,
+             features: Mapping[str, int] | None = None) -> int:
+    """The value ``var`` holds when the statement at byte ``site`` of ``fn`` (a
+    function taking the ID as its last parameter, or reading it from ``->vcpu_id``)
+    runs for ID ``vid``. Raises ``Refused`` when an early exit turns the ID away."""
+    m = Machine(tree, {"smt_mode": 1, "vcpu_id": vid, **cfg}, features)
+    d = fn.node.child_by_field_name("declarator")
+    while d.type != "function_declarator":  # through ``*`` of a pointer result
+        d = d.child_by_field_name("declarator")
+    params = d.child_by_field_name("parameters").named_children
+    env = {_decl_name(params[-1].child_by_field_name("declarator")): vid}
+    try:
+        reached = _slice(m, fn.body, site, var, env)
+    except _Sink as s:
+        raise Refused(f"crashes before the site: {s}") from None
+    if not reached or var not in env:
+        raise Unsupported(f"{var} is not assigned on the way to the site")
+    return env[var]
+
+
 def constant(tree: Tree, cfg: Mapping[str, int], expr: str) -> int:
     """The value of a C constant expression of the tree (macros expanded) under ``cfg``."""
     return Machine(tree, cfg).ev(_expr(expr), {})
+
+
+def id_space(tree: Tree, n: int) -> int | None:
+    """Generic KVM's bound on vCPU IDs (KVM_MAX_VCPU_IDS, formerly KVM_MAX_VCPU_ID) for
+    NR_CPUS=n on the profile's host (4 threads per subcore): a VMM creates no ID beyond.
+    This reader does not follow ``#if``: of the definitions it sees, the largest (the
+    fewest mutants called harmless)."""
+    values = []
+    for name in ("KVM_MAX_VCPU_IDS", "KVM_MAX_VCPU_ID"):
+        if name in tree.macros:
+            try:
+                values.append(constant(tree, {"NR_CPUS": n, "threads_per_subcore": 4}, name))
+            except (Unsupported, KeyError):
+                return None
+    return max(values, default=None)
 
 
 def qemu_layout_defects(tree: Tree, nr_cpus: tuple[int, ...] = (8, 16, 32)) -> list[tuple]:
     """Configurations where IDs a QEMU-style VMM uses collide or fail to pack."""
     out = []
     for n in nr_cpus:
+        limit = id_space(tree, n)
         for stride in (1, 2, 4, 8):
             threads = 1
             while threads <= stride:
-                ids = [c * stride + t for c in range(n) for t in range(threads)][:n]
+                ids = [v for v in [c * stride + t for c in range(n)
+                                   for t in range(threads)][:n] if limit is None or v < limit]
                 seen: dict[int, int] = {}
                 for vid in ids:
                     value, event = pack(tree, {"NR_CPUS": n, "emul_smt_mode": stride}, vid)

@@ -13,13 +13,17 @@ the table), rewrites one, and says which rule must report it and where:
 | vp-block-minus-one, vp-block-cap16 | vp-block-bound | the allocation |
 | vcores-store | vcore-index | the inserted store |
 | vcores-loop-bound | vcore-index | the ``vcores[i]`` access in the loop |
-| guard-weaken | any guard rule | the weakened comparison |
+| guard-weaken | any guard rule | the weakened comparison (the check that should have refused) |
 | guard-equivalent | (none: ``id >= B`` as ``id > B - 1``, B >= 1) | findings unchanged |
 | drop-stride | capacity, id-bound-mismatch | the guard |
 
-``verify`` re-derives the reported counterexample with ``derive`` (plain
-arithmetic on the mutated source) and returns why it does not hold, or None.
-Mutants that ``derive`` shows harmless are ``equivalent``: findings must not change.
+``verify`` re-derives the reported counterexample with ``derive`` (the mutated
+source run with tests/creference.py's C arithmetic: the packing function, the
+create function up to a ``vcores[]`` store, the macros) and returns why it does
+not hold, or None. Mutants that ``derive`` shows harmless are ``equivalent``:
+findings must not change. So is a weakened guard whose one more admitted ID
+hits a BUG/WARN that smaller IDs the guard admits already hit (the tree is
+reported on that path before the mutation; the mutant adds no bug).
 """
 
 from __future__ import annotations
@@ -293,8 +297,11 @@ def vcores(tree: Tree) -> Iterator[Mutant]:
             ind = cs.indent_of(tree.files[fn.path], ifn.start_byte).decode()
             e = Edit(fn.path, ifn.start_byte, ifn.start_byte,
                      f"{arr}[{idx}] = NULL;\n{ind}".encode())
+            after = tree.patched(apply_edits(tree.files, [e]))
             yield _mutant(tree, "vcores-store", [e], e, ["vcore-index"],
-                          _verify_vcores(tree), key_detail="store")
+                          _verify_store(after, fn.name, ifn.start_byte, idx),
+                          _store_harmless(after, fn.name, ifn.start_byte, idx),
+                          key_detail="store")
         for loop in (n for n in walk(fn.body) if n.type == "for_statement"):
             cond = loop.child_by_field_name("condition")
             subs = _vcores_subscripts(loop.child_by_field_name("body"))
@@ -305,18 +312,69 @@ def vcores(tree: Tree) -> Iterator[Mutant]:
             e = _edit(fn.path, cond.child_by_field_name("operator"), "<=")
             sink = Edit(fn.path, subs[0].start_byte, subs[0].end_byte, b"")
             m = _mutant(tree, "vcores-loop-bound", [e], sink, ["vcore-index"],
-                        _verify_vcores(tree), key_detail="loop")
+                        _verify_loop(tree, text(cond.child_by_field_name("right"))),
+                        key_detail="loop")
             yield Mutant(m.operator, m.key, m.rules, m.path, m.line, False,
                          apply_edits(tree.files, [e]), m.verify)
 
 
-def _verify_vcores(tree: Tree) -> Verify:
+def _verify_store(after: Tree, fname: str, site: int, idx: str) -> Verify:
+    """The index the store gets for the counterexample's ID, re-derived by running the
+    mutated create function up to the store (its ``if``s and the assignments of the
+    index), is the one reported and lies outside the table."""
+    def verify(f: dict) -> str | None:
+        ce = _flat(f)
+        if "id" not in ce or "index" not in ce:
+            return f"no id/index in {ce}"
+        cfg = _cfg(ce)
+        fn = after.by_name[fname]
+        index = derive.value_at(after, fn, site, idx, cfg, ce["id"], ce.get("host"))
+        size = derive.constant(after, cfg, "KVM_MAX_VCORES")
+        if index != ce["index"]:
+            return f"ID {ce['id']} gives {idx}={index}, not {ce['index']}"
+        return None if not 0 <= index < size else f"index {index} < {size} VCOREs"
+    return verify
+
+
+HOSTS = ({}, {"CPU_FTR_ARCH_300": 0})  # the profile's POWER9 host, and a POWER8 one
+
+
+def _store_harmless(after: Tree, fname: str, site: int, idx: str) -> bool:
+    """Does every ID that reaches the store (``derive``, on both hosts) give an index
+    inside the table? Then storing before the bound check is safe: equivalent."""
+    fn = after.by_name[fname]
+    for n in NR_CPUS:
+        limit = derive.id_space(after, n) or 16 * n
+        for s in STRIDES:
+            cfg = {"NR_CPUS": n, "emul_smt_mode": s}
+            try:
+                size = derive.constant(after, cfg, "KVM_MAX_VCORES")
+            except (derive.Unsupported, KeyError):
+                return False
+            for host in HOSTS:
+                for vid in range(limit):
+                    try:
+                        index = derive.value_at(after, fn, site, idx, cfg, vid, host)
+                    except derive.Refused:
+                        continue
+                    except (derive.Unsupported, KeyError):
+                        return False
+                    if not 0 <= index < size:
+                        return False
+    return True
+
+
+def _verify_loop(tree: Tree, bound: str) -> Verify:
+    """``i <= BOUND``: the last index is BOUND itself, at or beyond the table's size."""
     def verify(f: dict) -> str | None:
         ce = _flat(f)
         if "index" not in ce or "NR_CPUS" not in ce:
             return f"no index/NR_CPUS in {ce}"
+        top = derive.constant(tree, _cfg(ce), bound)
         size = derive.constant(tree, _cfg(ce), "KVM_MAX_VCORES")
-        return None if ce["index"] >= size else f"index {ce['index']} < {size} VCOREs"
+        if ce["index"] != top:
+            return f"the loop's last index is {top}, not {ce['index']}"
+        return None if top >= size else f"index {top} < {size} VCOREs"
     return verify
 
 
@@ -372,7 +430,7 @@ def _boundary_harmless(tree: Tree, idn: Node, bound: Node) -> bool:
         return False
     for n in NR_CPUS:
         for s in STRIDES:
-            cfg = {"NR_CPUS": n, "emul_smt_mode": s, "nr_servers": n}
+            cfg = {"NR_CPUS": n, "emul_smt_mode": s, "nr_servers": n, "threads_per_subcore": 4}
             try:
                 b = derive.constant(tree, cfg, text(bound))
             except (derive.Unsupported, KeyError):
@@ -386,14 +444,43 @@ def _boundary_harmless(tree: Tree, idn: Node, bound: Node) -> bool:
     return True
 
 
+def _function_of(n: Node) -> Node | None:
+    while n is not None and n.type != "function_definition":
+        n = n.parent
+    return n
+
+
+def _subsumed(tree: Tree, idn: Node, bound: Node) -> bool:
+    """Does an ID below the bound, which the guard admits already, hit a BUG/WARN in the
+    packing function (``derive``)? Then the tree is reported on this path before the
+    mutation, and the one more ID the weakened guard admits adds no new bug: the mutant
+    must change nothing. Only for the sole bound check on a raw parameter."""
+    if tree.packer is None or not _is_param(idn):
+        return False
+    for n in NR_CPUS:
+        for s in STRIDES:
+            cfg = {"NR_CPUS": n, "emul_smt_mode": s, "nr_servers": n, "threads_per_subcore": 4}
+            try:
+                b = derive.constant(tree, cfg, text(bound))
+                if any(derive.pack(tree, cfg, v)[1] for v in range(min(b, 16 * n))):
+                    return True
+            except (derive.Unsupported, KeyError):
+                return False
+    return False
+
+
 def guard_weaken(tree: Tree) -> Iterator[Mutant]:
     for path, cmp_, idn, bound in _guard_comparisons(tree):
         op = text(cmp_.child_by_field_name("operator"))
         if op not in _WEAKER or idn != cmp_.child_by_field_name("left"):
             continue  # only `id >= B` and `id < B`: the forms that refuse/admit at B
         e = _edit(path, cmp_.child_by_field_name("operator"), _WEAKER[op])
+        same = sum(1 for p2, c2, i2, _b in _guard_comparisons(tree)
+                   if p2 == path and text(i2) == text(idn) and _function_of(c2) == _function_of(
+                       cmp_))
         yield _mutant(tree, "guard-weaken", [e], e, GUARD_RULES, _verify_boundary(tree, idn, bound),
-                      _boundary_harmless(tree, idn, bound), f"{text(idn)}{op}")
+                      _boundary_harmless(tree, idn, bound) or (
+                          same == 1 and _subsumed(tree, idn, bound)), f"{text(idn)}{op}")
         if _positive(tree, bound):  # `id >= B` == `id > B - 1` for B >= 1: must change nothing
             e = _edit(path, cmp_, f"{text(idn)} {_WEAKER[op]} ({text(bound)}) - 1")
             yield _mutant(tree, "guard-equivalent", [e], e, GUARD_RULES, equivalent=True,
