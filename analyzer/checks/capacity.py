@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from ..c.facts import Facts
 from ..findings import Finding, Note, without_lines
 from ..model import packing as model
-from ..model import paths
+from ..model import paths, space
 from ._common import configs, entries, record, tree
 from ._slot import bound_guard, slot_notes
 from .registry import check
@@ -24,22 +24,39 @@ def capacity(rule, facts: Facts) -> Iterator[Finding]:
         if cp is None:
             continue
         found: dict[tuple, Finding] = {}
-        for cfg in configs(rule, t, layouts=True):
-            if not cfg.qemu_like:
-                continue
-            short = _shortfall(t, cp, cfg, facts)
-            if short is None:
-                continue
-            created, n, vid, why, where, notes = short
-            if where in found and found[where].counterexample["values"]["vcpus"] <= created:
-                continue
-            severity, message = rule.text(created=created, max=n, config=cfg.text(), why=why)
-            found[where] = Finding(
-                rule.id, severity, where[0], where[1], 1, where[2], message,
-                key=without_lines(f"{where[0]}:{where[2]}:{why.split(' ', 2)[-1]}"),
-                counterexample=record(cfg, (vid,), entry.function, vcpus=created, count=n),
-                notes=tuple(x for x in notes if (x.path, x.line) != where[:2]))
+        # A shortfall in one of the profile's common builds is the rule's finding; one
+        # only in other builds the Kconfig allows (when the common ones are clean) is the
+        # documented 'uncommon_build' case.
+        for variant, cfgs in _sweeps(rule, t):
+            if found:  # the other builds only speak when the common ones are clean
+                break
+            for cfg in cfgs:
+                if not cfg.qemu_like:
+                    continue
+                short = _shortfall(t, cp, cfg, facts)
+                if short is None:
+                    continue
+                created, n, vid, why, where, notes = short
+                if where in found and found[where].counterexample["values"]["vcpus"] <= created:
+                    continue
+                severity, message = rule.text(variant, created=created, max=n,
+                                              config=cfg.text(), why=why)
+                found[where] = Finding(
+                    rule.id, severity, where[0], where[1], 1, where[2], message,
+                    key=without_lines(f"{where[0]}:{where[2]}:{why.split(' ', 2)[-1]}"),
+                    counterexample=record(cfg, (vid,), entry.function, vcpus=created, count=n),
+                    notes=tuple(x for x in notes if (x.path, x.line) != where[:2]))
         yield from found.values()
+
+
+def _sweeps(rule, t: model.Tree):
+    """(variant, configurations): the rule file's builds when it lists them; else the
+    profile's common builds, then the rest of the tree's configuration space."""
+    if "nr_cpus" in rule.params:
+        return ((None, configs(rule, t, layouts=True)),)
+    common = tuple(rule.profile.nr_cpus_values)
+    return ((None, space.configs(t, True, common)),
+            ("uncommon_build", space.configs(t, True)))
 
 
 def _shortfall(t: model.Tree, cp: paths.CreatePath, cfg: model.Config, facts: Facts):

@@ -313,30 +313,38 @@ def classes(t, nr_cpus: Iterable[int]) -> Iterator[tuple[int, int]]:
     """(build, stride), smallest build first, one per class: builds whose constants
     stand in the same order take the same branch of every comparison between them (when
     the path masks or shifts by a constant, builds must also agree on being a power of
-    two)."""
+    two) and leave the same remainders by the constants that do not move with the build
+    (IDs are split by ``id / NR_CPUS`` and ``id % NR_CPUS``: NR_CPUS=2 and 3 order their
+    constants alike but pack a stride-2 layout differently)."""
     seen: set[tuple] = set()
     bits = t._once(("space-exprs",), lambda: _exprs(t))[1]
+    fixed = t._once(("space-fixed",), lambda: tuple(sorted(constants(
+        t, kconfig_range(t.facts.snapshot.files, t.profile)))))
     for n in nr_cpus:
         for s in t.profile.strides:
             vals = [v for v in values(t, n, s) if v is not None] + [n]
             rank = sorted(set(vals))
-            key = (s, bits and n & (n - 1) == 0, tuple(rank.index(v) for v in vals))
+            key = (s, bits and n & (n - 1) == 0, tuple(rank.index(v) for v in vals),
+                   tuple(n % c for c in fixed))
             if key not in seen:
                 seen.add(key)
                 yield n, s
 
 
-def configs(t, layouts: bool = False) -> list:
-    """The tree's configuration space, smallest first, one build per class."""
+def configs(t, layouts: bool = False, among: tuple[int, ...] | None = None) -> list:
+    """The tree's configuration space, smallest first, one build per class (``among``:
+    only those builds, e.g. the profile's common ones, classed among themselves)."""
     from . import packing as model
 
     def make():
         out = []
-        for n, s in classes(t, builds(t)):
+        rng = kconfig_range(t.facts.snapshot.files, t.profile)
+        wanted = builds(t) if among is None else [n for n in among if rng.low <= n <= rng.high]
+        for n, s in classes(t, wanted):
             out.extend(model.Config(n, s, th, t.profile) for th in model.threads(n, s, True))
         return out
 
-    full = t._once(("space-configs",), make)
+    full = t._once(("space-configs", among), make)
     return full if layouts else [c for c in full if c.threads == 1]
 
 
