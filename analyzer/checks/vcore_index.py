@@ -158,7 +158,9 @@ def _unbounded(rule, t, cp: paths.CreatePath):
 
 
 def _hosts(prof) -> tuple[tuple[str, ...], ...]:
-    """The modelled host, then the host without the CPU features the profile sets."""
-    features = tuple(k.partition(":")[2] for k, v in prof.env
-                     if k.startswith("cpu_has_feature:") and v)
+    """The modelled host, then the host where the profile's variant guard is false: the
+    runtime calls it makes (``f(A)``, set in ``[config.env]`` as ``"f:A"``) return 0."""
+    calls = {f"{f}:{a}" for f, a in re.findall(r"(\w+)\s*\(\s*(\w+)\s*\)",
+                                              prof.variant_guard)}
+    features = tuple(k.partition(":")[2] for k, v in prof.env if k in calls and v)
     return ((), features) if features else ((),)
