@@ -12,7 +12,7 @@ along the path holds, evaluated with the tree's own code by the model.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..c import guards
 from ..c import parse as cparse
@@ -154,7 +154,8 @@ class IdFlow:
             name = cparse.text(node)
             if name not in self.names | derived or self._in_lookup(node, cond):
                 continue
-            if name in self.names or any(self.carries(rhs) for rhs in reaching(node, name)):
+            if name in self.names or any(self.carries(rhs)
+                                         for rhs in reaching(node, name, through_calls=False)):
                 return True
         return self.field is not None and any(
             cparse.text(f) == self.field
@@ -210,9 +211,11 @@ def id_flow(fn, names: tuple[str, ...], id_field: str | None = None,
     return IdFlow(frozenset(names), derived, id_field, frozenset(lookups), frozenset(succeed))
 
 
-def reaching(site, name: str) -> list:
+def reaching(site, name: str, through_calls: bool = True) -> list:
     """The right-hand sides of the assignments of ``name`` that reach ``site`` (None
-    for an update such as ``x++``)."""
+    for an update such as ``x++``). A parameter never assigned in its function, of a
+    function called from exactly one place in its file (a ``static`` helper or the
+    second half of a function split in two), reads as the argument of that call."""
     out = []
     for node, _ in guards.reaching_assignments(site, name):
         if node.type == "update_expression":
@@ -220,7 +223,42 @@ def reaching(site, name: str) -> list:
             continue
         rhs = node.child_by_field_name("right") or node.child_by_field_name("value")
         out.append(cparse.strip_parens(rhs) if rhs is not None else None)
+    if not out and through_calls:
+        arg = _argument_of_only_call(site, name)
+        if arg is not None:
+            return [arg]
     return out
+
+
+def _argument_of_only_call(site, name: str):
+    fn = cparse.enclosing_function(site)
+    if fn is None:
+        return None
+    params = [n for n, _ in _param_decls(fn)]
+    if name not in params:
+        return None
+    calls = _calls_of(_root(fn), cparse.function_name(fn))
+    calls = [c for c in calls if cparse.enclosing_function(c) not in (None, fn)]
+    if len(calls) != 1:
+        return None
+    args = [a for a in calls[0].child_by_field_name("arguments").named_children
+            if a.type != "comment"]
+    k = params.index(name)
+    return cparse.strip_parens(args[k]) if k < len(args) and len(args) == len(params) else None
+
+
+def _root(node):
+    while node.parent is not None:
+        node = node.parent
+    return node
+
+
+@functools.lru_cache(maxsize=256)
+def _calls_of(root, fname: str) -> tuple:
+    """Calls of ``fname`` by name in one parsed file."""
+    return tuple(c for c in cparse.captures("(call_expression function: (identifier) @f) @c",
+                                            root).get("c", [])
+                 if cparse.text(c.child_by_field_name("function")) == fname)
 
 
 def _opaque(right, succeed: frozenset[str]) -> bool:
@@ -582,11 +620,14 @@ class Slot:
 
 @dataclass(frozen=True, eq=False)
 class CreatePath:
-    """``vcore = kvm->arch.vcores[core]`` in the create function: the guards that
-    dominate it and the assignments of ``core`` that reach it, as compiled C."""
+    """``vcore = kvm->arch.vcores[core]`` on the create path: the guards that dominate
+    it and the assignments of ``core`` that reach it, as compiled C. When the create
+    function hands the work on to a function of the tree (a function split in two),
+    the guards of the entry before that call come first (``prefix``), and an index
+    the entry computes and passes on is followed back to the entry's assignments."""
 
     tree: model.Tree
-    function: str
+    function: str  # the function that accesses the table
     site_line: int
     index_var: str
     entry_names: tuple[str, ...]
@@ -594,6 +635,8 @@ class CreatePath:
     site_guards: tuple  # guards.Guard
     pointers: tuple[str, ...] = ()  # kvm, vcpu: passed on, never dereferenced by the model
     flow: IdFlow | None = None
+    prefix: tuple = ()  # guards.Guard of the entry before it hands the ID on
+    index_names: tuple[str, ...] = ()  # other names of the index (the callee's parameter)
 
     def slot(self, config: model.Config, vid: int) -> Slot:
         env = dict(_base_env(self.pointers, config, ()))
@@ -601,6 +644,9 @@ class CreatePath:
             env[n] = vid
         if self.flow.field:
             env[self.flow.field] = vid
+        for g in self.prefix:
+            if not self._holds(g, env):
+                return Slot(False, None, (), g.line)
         index, events = None, ()
         for guards_, rhs, line, node in self.assignments:
             if all(self._holds(g, env) for g in guards_):
@@ -612,7 +658,8 @@ class CreatePath:
                 break
         if index is None:
             return Slot(False, None, events)
-        env[self.index_var] = index
+        for name in (self.index_var, *self.index_names):
+            env[name] = index
         for g in self.site_guards:
             if not self._holds(g, env):
                 return Slot(False, index, events, g.line)
@@ -622,25 +669,85 @@ class CreatePath:
         return holds(self.tree, guard, env, self.flow, self.function)
 
 
-def table_sites(t: model.Tree, function: str) -> list:
-    """The accesses of the VCORE table in ``function`` (facts.Subscript), reads first."""
+def _own_sites(t: model.Tree, function: str) -> list:
     subs = [s for s in t.facts.all("subscripts") if s.function == function]
     return sorted(subs, key=lambda s: (s.is_write, s.line, s.column))
 
 
+def table_sites(t: model.Tree, function: str) -> list:
+    """The accesses of the VCORE table on ``function``'s create path (facts.Subscript),
+    reads first: its own, or, for an entry point that accesses none, those of the
+    function it hands the work on to."""
+    own = _own_sites(t, function)
+    entry = next((e for e in t.profile.entries if e.function == function), None)
+    if entry is None:
+        return own
+    hand = handoff(t, entry, {s.function for s in t.facts.all("subscripts")
+                              if s.function and s.function != function})
+    return own + (_own_sites(t, hand.callee) if hand is not None else [])
+
+
+@dataclass(frozen=True, eq=False)
+class Handoff:
+    """The call by which an entry point hands the creation on to a tree function."""
+
+    call: object  # the call_expression node in the entry
+    callee: str
+    names: tuple[str, ...]  # the callee's parameters that receive the ID by value
+    field: str | None  # the ID's field, when the callee reads it from an object it gets
+    guards: tuple  # the entry's guards (on the ID or the configuration) before the call
+    flow: IdFlow  # the ID in the entry
+
+
+def handoff(t: model.Tree, entry: Entry, targets: set[str]) -> Handoff | None:
+    """The first call of the entry to one of ``targets`` (functions of the tree)."""
+    info = t.program.functions.get(entry.function)
+    if info is None:
+        return None
+    fn = info[0]
+    names = entry_names_of(t, entry)
+    flow = id_flow(fn, names, entry.id_field, t.profile.sanitizers, t.profile.succeed)
+    names = names + tuple(n for n, rhs in flow.derived if rhs in names or (
+        entry.id_field and rhs is not None and rhs.endswith(f"->{entry.id_field}")))
+    for call in cparse.captures("(call_expression function: (identifier) @f) @c", fn
+                                ).get("c", []):
+        callee = cparse.text(call.child_by_field_name("function"))
+        fact = t.facts.functions.get(callee)
+        if callee not in targets or callee == entry.function or fact is None or \
+                callee not in t.program.functions:
+            continue
+        args = [cparse.strip_parens(a) for a in call.child_by_field_name("arguments"
+                                                                         ).named_children
+                if a.type != "comment"]
+        byval = tuple(fact.params[i] for i, a in enumerate(args) if i < len(fact.params) and (
+            (a.type == "identifier" and cparse.text(a) in names) or (
+                entry.id_field and a.type == "field_expression" and
+                cparse.text(a.child_by_field_name("field")) == entry.id_field)))
+        field = None
+        if entry.id_field and _holder_passed(t, callee, args, entry.id_field) is not None:
+            field = entry.id_field
+        return Handoff(call, callee, byval, field,
+                       relevant(guards.dominating_guards(call), flow, t), flow)
+    return None
+
+
 def create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | None:
-    """Slice the entry function at an access of the VCORE table (default: its first
-    read)."""
-    if site_fact is None:
-        entry = table_entry(t, entry)
-    function = entry.function
-    entry_names = entry_names_of(t, entry)
+    """Slice the create path at an access of the VCORE table (default: its first read),
+    in the entry point or in the function it hands the work on to."""
+    hand = None
+    own = _own_sites(t, entry.function)
+    if site_fact is None and not any(not s.is_write for s in own):
+        readers = {s.function for s in t.facts.all("subscripts") if not s.is_write}
+        hand = handoff(t, entry, {r for r in readers if r})
+    elif site_fact is not None and site_fact.function != entry.function:
+        hand = handoff(t, entry, {site_fact.function})
+    function = hand.callee if hand is not None else entry.function
     info = t.program.functions.get(function)
     if info is None:
         return None
     fn, _ = info
     if site_fact is None:
-        reads = [s for s in table_sites(t, function) if not s.is_write]
+        reads = [s for s in _own_sites(t, function) if not s.is_write]
         if not reads:
             return None
         site_fact = reads[0]
@@ -651,40 +758,74 @@ def create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | Non
     if index.type != "identifier":
         return None
     var = cparse.text(index)
-    flow = id_flow(fn, entry_names, entry.id_field, t.profile.sanitizers, t.profile.succeed)
+    if hand is None:
+        entry_names, field = entry_names_of(t, entry), entry.id_field
+    else:
+        entry_names = tuple(dict.fromkeys(entry_names_of(t, entry) + hand.names))
+        field = hand.field or (entry.id_field if not hand.names else None)
+    tainted = entry_names + (_tainted_params(t, hand, fn) if hand is not None else ())
+    flow = id_flow(fn, tainted, field, t.profile.sanitizers, t.profile.succeed)
+    assigns = _assignments_at(t, site, var, flow)
+    site_guards = relevant(guards.dominating_guards(site), flow, t)
+    prefix, index_names = (hand.guards if hand else ()), ()
+    if hand is not None and not assigns:
+        lifted = _lift(t, hand, fn, var)
+        if lifted is not None:  # the index is the entry's, passed on
+            assigns, index_names = lifted
+            site_guards, prefix = hand.guards + site_guards, ()
+    objs = cparse.captures("(field_expression argument: (identifier) @obj)", fn).get("obj", [])
+    if hand is not None:
+        objs += cparse.captures("(field_expression argument: (identifier) @obj)",
+                                cparse.enclosing_function(hand.call)).get("obj", [])
+    pointers = tuple(sorted({cparse.text(o) for o in objs} - set(entry_names)))
+    return CreatePath(t, function, site_fact.line, var, entry_names, tuple(assigns),
+                      site_guards, pointers, flow, prefix, index_names)
 
-    assigns = []
+
+def _tainted_params(t: model.Tree, hand: Handoff, fn) -> tuple[str, ...]:
+    """The callee's parameters that the entry passes a value computed from the ID."""
+    params = [n for n, _ in _param_decls(fn)]
+    args = [a for a in hand.call.child_by_field_name("arguments").named_children
+            if a.type != "comment"]
+    return tuple(p for p, a in zip(params, args, strict=False)
+                 if hand.flow.carries(cparse.strip_parens(a)))
+
+
+def _assignments_at(t: model.Tree, site, var: str, flow: IdFlow) -> list:
+    out = []
     for node, gs in guards.reaching_assignments(site, var):
         rhs = node.child_by_field_name("right") if node.type == "assignment_expression" else \
             node.child_by_field_name("value")
         if rhs is not None:
-            assigns.append((relevant(gs, flow, t), " ".join(cparse.text(rhs).split()),
-                            node.start_point.row + 1, cparse.strip_parens(rhs)))
-    site_guards = relevant(guards.dominating_guards(site), flow, t)
-    objs = cparse.captures("(field_expression argument: (identifier) @obj)", fn).get("obj", [])
-    pointers = tuple(sorted({cparse.text(o) for o in objs} - set(entry_names)))
-    return CreatePath(t, function, site_fact.line, var, entry_names, tuple(assigns), site_guards,
-                      pointers, flow)
+            out.append((relevant(gs, flow, t), " ".join(cparse.text(rhs).split()),
+                        node.start_point.row + 1, cparse.strip_parens(rhs)))
+    return out
 
 
-def table_entry(t: model.Tree, entry: Entry) -> Entry:
-    """The function that reads the VCORE table for ``entry``: the entry itself, or the
-    function it hands the ID on to when it reads none (a create function split in two),
-    if nothing on the way decides which IDs get there."""
-    if any(not s.is_write for s in table_sites(t, entry.function)):
-        return entry
-    readers = {s.function for s in t.facts.all("subscripts") if not s.is_write and s.function}
-    for path in find(t, entry.function, entry_names_of(t, entry), readers,
-                     sanitizers=t.profile.sanitizers, id_field=entry.id_field):
-        if all(not h.guards for h in path.hops) and \
-                path.hops[-1].callee in t.facts.functions:
-            return replace(entry, function=path.hops[-1].callee,
-                           id_param=path.hops[-1].arg_index, id_field=None)
-    return entry
+def _lift(t: model.Tree, hand: Handoff, fn, var: str):
+    """(the entry's assignments of the index, its names) when ``var`` is a parameter of
+    the callee that the entry passes its own local (or an expression) for."""
+    params = [n for n, _ in _param_decls(fn)]
+    if var not in params:
+        return None
+    args = [a for a in hand.call.child_by_field_name("arguments").named_children
+            if a.type != "comment"]
+    k = params.index(var)
+    if k >= len(args):
+        return None
+    arg = cparse.strip_parens(args[k])
+    if arg.type != "identifier":
+        return [((), " ".join(cparse.text(arg).split()), arg.start_point.row + 1, arg)], ()
+    name = cparse.text(arg)
+    return _assignments_at(t, hand.call, name, hand.flow), (name,)
 
 
 def _node_at(fn, line: int, column: int, kind: str):
-    for n in cparse.captures(f"({kind}) @n", fn).get("n", []):
-        if n.start_point.row + 1 == line and n.start_point.column + 1 == column:
+    """The node at (line, column); else the only one of its kind on that line (a macro
+    expanded earlier on the line moves the columns, never the lines)."""
+    on_line = [n for n in cparse.captures(f"({kind}) @n", fn).get("n", [])
+               if n.start_point.row + 1 == line]
+    for n in on_line:
+        if n.start_point.column + 1 == column:
             return n
-    return None
+    return on_line[0] if len(on_line) == 1 else None

@@ -369,14 +369,17 @@ def macro_for_subexpr(tree: Tree) -> Iterator[Site]:
 
 
 def _substitute(node: Node, rename: dict[str, str]) -> str:
-    """``node``'s text with its identifiers renamed (macro parameters in parentheses)."""
+    """``node``'s text with its identifiers renamed (macro parameters in parentheses) and
+    its comments dropped (cpp reads a comment as a space; tree-sitter cannot parse one
+    inside a ``#define`` line)."""
     src = node.text
     out, pos = [], 0
-    for n in sorted(cs.idents(node), key=lambda n: n.start_byte):
-        if text(n) in rename:
-            out.append(src[pos: n.start_byte - node.start_byte].decode())
-            out.append(f"({rename[text(n)]})")
-            pos = n.end_byte - node.start_byte
+    parts = [n for n in cs.idents(node) if text(n) in rename] + \
+        [n for n in walk(node) if n.type == "comment"]
+    for n in sorted(parts, key=lambda n: n.start_byte):
+        out.append(src[pos: n.start_byte - node.start_byte].decode())
+        out.append(f"({rename[text(n)]})" if n.type == "identifier" else " ")
+        pos = n.end_byte - node.start_byte
     out.append(src[pos:].decode())
     return "".join(out).replace("\n", " ")
 
@@ -744,7 +747,11 @@ def _split_args(tree: Tree, fn: Func, prefix: list[Node], tail: list[Node]) -> \
 
 def _unset(loc: cs.Local, prefix: list[Node]) -> bool:
     """Declared without initialiser and never written in the prefix: declare it in the tail."""
-    if loc.param or loc.node.parent.type == "init_declarator":
+    decl = loc.node.parent
+    while decl is not None and decl.type in ("pointer_declarator", "array_declarator",
+                                             "parenthesized_declarator"):
+        decl = decl.parent  # ``struct kvm *kvm = …``: the initialiser is above the pointer
+    if loc.param or (decl is not None and decl.type == "init_declarator"):
         return False
     return not any(n.type in ("assignment_expression", "update_expression") and any(
         text(i) == loc.name for i in cs.idents(n.child_by_field_name("left")
