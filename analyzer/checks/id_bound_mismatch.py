@@ -76,8 +76,8 @@ def _count_comparisons(rule, facts: Facts) -> Iterator[Finding]:
     t = tree(rule, facts)
     seen: set[tuple] = set()
     for entry in entries(rule, facts):
-        for fname, cmp, other in _id_comparisons(t, entry.function,
-                                                 paths.entry_names_of(t, entry), 0):
+        for fname, cmp, other in (c for start, names in paths.id_holders(t, entry)
+                                  for c in _id_comparisons(t, start, names, 0)):
             fact = facts.functions.get(fname)
             last = other.split("->")[-1].split(".")[-1]
             where = (fname, cmp.start_byte)

@@ -15,6 +15,7 @@ import functools
 from dataclasses import dataclass
 
 from ..c import guards
+from ..c import macros as cmacros
 from ..c import parse as cparse
 from ..errors import ModelLimit
 from ..profile import Entry
@@ -105,6 +106,27 @@ def entry_names_of(t: model.Tree, entry: Entry) -> tuple[str, ...]:
                     right.child_by_field_name("field")) == entry.id_field:
                 out.append(cparse.text(left))
     return tuple(dict.fromkeys(out))
+
+
+def id_holders(t: model.Tree, entry: Entry) -> list[tuple[str, tuple[str, ...]]]:
+    """(function, names that hold the ID there) where the entry's ID first lives: the
+    entry itself, or, when it reads none (a create function split in two), each function
+    it hands the object on to that reads the ID from it."""
+    names = entry_names_of(t, entry)
+    info = t.program.functions.get(entry.function)
+    if names or info is None or not entry.id_field:
+        return [(entry.function, names)]
+    out = []
+    for call in cparse.captures("(call_expression function: (identifier) @f) @c", info[0]
+                                ).get("c", []):
+        callee = cparse.text(call.child_by_field_name("function"))
+        args = [a for a in call.child_by_field_name("arguments").named_children
+                if a.type != "comment"]
+        if callee != entry.function and \
+                _holder_passed(t, callee, args, entry.id_field) is not None:
+            inner = Entry(callee, entry.what, None, entry.id_field)
+            out.append((callee, entry_names_of(t, inner)))
+    return out or [(entry.function, names)]
 
 
 def _param_decls(fn) -> list[tuple[str, bool]]:
@@ -320,7 +342,20 @@ def loop_bound(t: model.Tree, sub) -> tuple[str, str, bool] | None:
     index = site and cparse.strip_parens(site.child_by_field_name("index"))
     if index is None or index.type != "identifier":
         return None
-    var, node = cparse.text(index), site.parent
+    for _ in range(4):  # through helpers called once, with the loop in their caller
+        var = cparse.text(index)
+        found = _enclosing_loop(site, var)
+        if found is not None:
+            return found
+        arg = _argument_of_only_call(site, var)
+        if arg is None or arg.type != "identifier":
+            return None
+        site, index = arg, arg
+    return None
+
+
+def _enclosing_loop(site, var: str) -> tuple[str, str, bool] | None:
+    node = site.parent
     while node is not None and node.type != "function_definition":
         if node.type == "for_statement":
             cond = node.child_by_field_name("condition")
@@ -431,11 +466,11 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
             return
         fn, _ = info
         pointers = _pointers(fn)
-        flow = id_flow(fn, names, field, sanitizers, t.profile.succeed)
+        flow = id_flow(fn, names, field, lookup_calls(t, sanitizers), t.profile.succeed)
         names = names + tuple(n for n, rhs in flow.derived if rhs in names or (
             field and rhs is not None and rhs.endswith(f"->{field}")))
         holders = _field_holders(fn, field)
-        lookups = _lookup_vars(fn, sanitizers, names)
+        lookups = _lookup_vars(fn, sanitizers, names, t)
         for call in cparse.captures("(call_expression function: (identifier) @f) @c", fn
                                     ).get("c", []):
             callee = cparse.text(call.child_by_field_name("function"))
@@ -446,7 +481,7 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
                 idx, by_pointer = _holder_passed(t, callee, args, field), True
             if idx is None or callee in sanitizers:
                 continue
-            if sanitizers and _trusted(call, sanitizers, names, lookups):
+            if sanitizers and _trusted(call, sanitizers, names, lookups, t):
                 continue
             is_target = callee in targets and not by_pointer
             callee_fact = t.facts.functions.get(callee)
@@ -512,47 +547,98 @@ def _id_argument(args, names, field: str | None, holders: set[str]):
     return None, False
 
 
-def _is_lookup(node, sanitizers, names) -> bool:
-    """``sanitizer(…, ID, …)``."""
+def _is_lookup(node, sanitizers, names, t: model.Tree | None = None) -> bool:
+    """``sanitizer(…, ID, …)``, written directly or in a helper of the tree that
+    returns it (``static bool known(…) { return sanitizer(…); }``)."""
     node = cparse.strip_parens(node)
     if node.type != "call_expression":
         return False
     fn = node.child_by_field_name("function")
-    if fn.type != "identifier" or cparse.text(fn) not in sanitizers:
+    if fn.type != "identifier":
         return False
+    if cparse.text(fn) not in sanitizers:
+        inner = _unfold(t, node)
+        return inner is not None and _is_lookup(inner, sanitizers, names, t)
     return any(cparse.text(cparse.strip_parens(a)) in names
                for a in node.child_by_field_name("arguments").named_children)
 
 
-def _lookup_vars(fn, sanitizers, names) -> set[str]:
+def lookup_calls(t: model.Tree, sanitizers: frozenset[str]) -> frozenset[str]:
+    """The sanitizers and the one-statement helpers of the tree that return one of their
+    calls: whether such a call finds the ID is the VMM's choice, whatever it is named."""
+    if not sanitizers:
+        return frozenset()
+
+    def make():
+        out = set(sanitizers)
+        for name, (fn, _) in t.program.functions.items():
+            ret = _only_return(fn)
+            if ret is not None and any(
+                    cparse.text(c.child_by_field_name("function")) in sanitizers
+                    for c in cparse.captures("(call_expression function: (identifier)) @c",
+                                             ret).get("c", [])):
+                out.add(name)
+        return frozenset(out)
+    return t._once(("lookup_calls", sanitizers), make)
+
+
+def _only_return(fn):
+    """The expression of a body that is exactly ``return E;``."""
+    body = [c for c in fn.child_by_field_name("body").named_children if c.type != "comment"]
+    if len(body) != 1 or body[0].type != "return_statement" or not body[0].named_children:
+        return None
+    return body[0].named_children[0]
+
+
+def _unfold(t: model.Tree | None, call):
+    """The expression a call of a one-statement helper of the tree (``{ return E; }``)
+    computes, its parameters replaced by the call's arguments; None otherwise."""
+    if t is None or call.type != "call_expression":
+        return None
+    name = cparse.text(call.child_by_field_name("function"))
+    info = t.program.functions.get(name)
+    if info is None:
+        return None
+    ret = _only_return(info[0])
+    if ret is None:
+        return None
+    params = [n for n, _ in _param_decls(info[0])]
+    args = [cparse.text(a) for a in call.child_by_field_name("arguments").named_children
+            if a.type != "comment"]
+    text = cmacros.expansion(name, (tuple(params), cparse.text(ret)), args)
+    return cmacros.parse_expression(text) if text is not None else None
+
+
+def _lookup_vars(fn, sanitizers, names, t: model.Tree | None = None) -> set[str]:
     """Locals assigned the result of a lookup of the ID: ``xc = find(kvm, cpu);``."""
     out = set()
     for a in cparse.captures("(assignment_expression) @a (init_declarator) @a", fn).get("a", []):
         left = a.child_by_field_name("left") or a.child_by_field_name("declarator")
         right = a.child_by_field_name("right") or a.child_by_field_name("value")
         if left is not None and right is not None and left.type == "identifier" and \
-                _is_lookup(right, sanitizers, names):
+                _is_lookup(right, sanitizers, names, t):
             out.add(cparse.text(left))
     return out
 
 
-def _trusted(call, sanitizers, names, lookups) -> bool:
+def _trusted(call, sanitizers, names, lookups, t: model.Tree | None = None) -> bool:
     """Is ``call`` reached only when a lookup of the ID succeeded?"""
     for g in guards.dominating_guards(call):
-        cond, truthy = _truth_of(g.cond, g.holds)
-        found = _is_lookup(cond, sanitizers, names) or (
+        cond, truthy = _truth_of(g.cond, g.holds, t)
+        found = _is_lookup(cond, sanitizers, names, t) or (
             cond.type == "identifier" and cparse.text(cond) in lookups)
         if found and truthy:
             return True
     return False
 
 
-def _truth_of(cond, holds: bool):
+def _truth_of(cond, holds: bool, t: model.Tree | None = None):
     """(the operand whose truth decides ``cond``, whether it holds): through ``!``,
-    ``likely``/``unlikely`` and a comparison with 0/NULL, so that the shape a developer
-    writes a lookup's check in does not change what it guarantees."""
+    ``likely``/``unlikely``, a comparison with 0/NULL and one-statement helpers of the
+    tree, so that the shape a developer writes a lookup's check in does not change what
+    it guarantees."""
     cond = cparse.strip_parens(cond)
-    while True:
+    for _ in range(32):
         if cond.type == "unary_expression" and \
                 cond.child_by_field_name("operator").type == "!":
             cond, holds = cond.child_by_field_name("argument"), not holds
@@ -565,9 +651,12 @@ def _truth_of(cond, holds: bool):
                 cparse.text(cond.child_by_field_name("right")) in ("0", "NULL"):
             op = cond.child_by_field_name("operator").type
             cond, holds = cond.child_by_field_name("left"), holds == (op == "!=")
+        elif (inner := _unfold(t, cond)) is not None:
+            cond = inner
         else:
-            return cond, holds
+            break
         cond = cparse.strip_parens(cond)
+    return cond, holds
 
 
 @dataclass(frozen=True)
@@ -706,7 +795,8 @@ def handoff(t: model.Tree, entry: Entry, targets: set[str]) -> Handoff | None:
         return None
     fn = info[0]
     names = entry_names_of(t, entry)
-    flow = id_flow(fn, names, entry.id_field, t.profile.sanitizers, t.profile.succeed)
+    flow = id_flow(fn, names, entry.id_field, lookup_calls(t, t.profile.sanitizers),
+                   t.profile.succeed)
     names = names + tuple(n for n, rhs in flow.derived if rhs in names or (
         entry.id_field and rhs is not None and rhs.endswith(f"->{entry.id_field}")))
     for call in cparse.captures("(call_expression function: (identifier) @f) @c", fn
@@ -764,7 +854,8 @@ def create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | Non
         entry_names = tuple(dict.fromkeys(entry_names_of(t, entry) + hand.names))
         field = hand.field or (entry.id_field if not hand.names else None)
     tainted = entry_names + (_tainted_params(t, hand, fn) if hand is not None else ())
-    flow = id_flow(fn, tainted, field, t.profile.sanitizers, t.profile.succeed)
+    flow = id_flow(fn, tainted, field, lookup_calls(t, t.profile.sanitizers),
+                   t.profile.succeed)
     assigns = _assignments_at(t, site, var, flow)
     site_guards = relevant(guards.dominating_guards(site), flow, t)
     prefix, index_names = (hand.guards if hand else ()), ()

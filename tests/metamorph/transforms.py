@@ -94,8 +94,19 @@ def _macro_body_edits(tree: Tree, pattern: str, repl: str) -> list[Edit]:
     return edits
 
 
+def _profile_functions() -> frozenset[str]:
+    """The kernel interfaces the profile models by name besides the entry points: its
+    runtime table (lookups whose success is the VMM's choice, calls that succeed for
+    every ID, the VP block allocator). Renaming one is an interface change that the
+    profile follows, like renaming an entry point, not a refactor."""
+    from analyzer import profile
+
+    p = profile.load()
+    return frozenset(p.sanitizers | p.succeed | set(p.vp_block_alloc))
+
+
 def rename_function(tree: Tree) -> Iterator[Site]:
-    for name in sorted(tree.visible - ENTRY_POINTS):
+    for name in sorted(tree.visible - ENTRY_POINTS - _profile_functions()):
         fn = tree.by_name[name]
 
         def make(fn=fn, name=name):
@@ -666,7 +677,10 @@ def _wrap_ifdef(tree: Tree, kind: str, before: str, after: str) -> Iterator[Site
     for fn in tree.visible_funcs():
         for ifn in ifs(fn):
             span = _own_lines(tree.files[fn.path], ifn)
-            if span is None or ifn.parent.type == "else_clause":
+            # Only a statement of a block: an #ifdef around the body of a braceless
+            # for/while/if would leave that statement without a body in the other
+            # branch (C then takes the next statement as its body).
+            if span is None or ifn.parent.type not in ("compound_statement", "case_statement"):
                 continue
 
             def make(fn=fn, span=span):
