@@ -65,6 +65,15 @@ def test_the_sample_covers_every_kind_on_the_bundled_trees() -> None:
     assert len(offered) >= 15
 
 
+def test_the_sample_covers_every_kind_offered_on_any_tree() -> None:
+    """Every transformation that has a site on some fixture or shape tree is replayed
+    on at least one of them (the shape trees exist for the kinds the fixtures lack)."""
+    offered = {kind for name, path in TREES.items() for kind in TRANSFORMS
+               if plan.sites_of(name, str(path), kind)}
+    assert offered == set(TRANSFORMS)  # no transformation without a site anywhere
+    assert {c[2] for c in CASES} == offered
+
+
 def test_known_failures_name_cases_that_exist() -> None:
     """A stale entry (a site renamed away) would silently stop guarding anything."""
     planned = {(c[0], c[2], c[3]) for c in CASES}

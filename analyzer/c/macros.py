@@ -21,7 +21,7 @@ from .defines import active
 MODELLED = frozenset({"BUG_ON", "BUG", "WARN_ON", "WARN_ON_ONCE", "WARN", "WARN_ONCE",
                       "likely", "unlikely", "min", "max", "min_t", "max_t", "ARRAY_SIZE",
                       "array_index_nospec", "printk", "trace_printk", "no_printk", "pr_cont"})
-MAX_EXPANSIONS = 64  # per function; beyond it the function is left as written
+MAX_ROUNDS = 16  # nested expansions; a deeper nest is left as written
 
 
 def function_macros(macros: Iterable, kconfig: frozenset[str],
@@ -68,14 +68,44 @@ def expansion(name: str, macro: tuple[tuple[str, ...], str], args: list[str]) ->
     return "(" + pattern.sub(lambda m: texts[m.group(1)], body) + ")"
 
 
-def _first_call(node, macros, functions):
-    """The first call (in document order, outermost first) of an expandable macro."""
+def expandable(macros: Mapping, functions=frozenset()) -> frozenset[str]:
+    """The names of the macros :func:`expand_function` expands."""
+    return _expandable_set(frozenset(macros.items()),
+                           frozenset(n for n in macros if n in functions))
+
+
+@functools.lru_cache(maxsize=8)
+def _expandable_set(items: frozenset, shadowed: frozenset[str]) -> frozenset[str]:
+    return frozenset(name for name, m in items if _expandable(name, m, shadowed))
+
+
+def _outer_calls(node, macros, functions) -> list:
+    """The calls of expandable macros under ``node`` that no other such call contains,
+    as (call, name), in document order."""
+    out: list = []
+    names = expandable(macros, functions)
     for call in cparse.captures("(call_expression function: (identifier) @f) @c", node
                                 ).get("c", []):
         name = cparse.text(call.child_by_field_name("function"))
-        if name in macros and _expandable(name, macros[name], functions):
-            return call, name
-    return None
+        if name not in names:
+            continue
+        if out and call.start_byte < out[-1][0].end_byte:
+            continue  # inside the previous one: expanded with it, re-scanned after
+        out.append((call, name))
+    return out
+
+
+def _expanded_text(text: bytes, base: int, calls, macros) -> bytes | None:
+    """``text`` (starting at byte ``base`` of its parse) with ``calls`` expanded."""
+    for call, name in reversed(calls):
+        args = [cparse.text(a) for a in call.child_by_field_name("arguments").named_children
+                if a.type != "comment"]
+        new = expansion(name, macros[name], args)
+        if new is None:
+            return None
+        new_b = " ".join(new.split()).encode() + b"\n" * call.text.count(b"\n")
+        text = text[:call.start_byte - base] + new_b + text[call.end_byte - base:]
+    return text
 
 
 def expand_function(node, src: bytes, macros: Mapping, functions=frozenset()):
@@ -85,28 +115,33 @@ def expand_function(node, src: bytes, macros: Mapping, functions=frozenset()):
     expansion is one line; newlines of the call follow it), so every line the engine
     reports is a line of the file. ``node``/``src`` are returned unchanged when the
     function calls no such macro."""
-    if not macros or _first_call(node, macros, functions) is None:
+    names = expandable(macros, functions)
+    if not names or not _calls_pattern(names).search(node.text):
         return node, src
-    row, col = node.start_point.row, node.start_point.column
-    prefix = b"\n" * row + b" " * col
-    text = node.text
-    for _ in range(MAX_EXPANSIONS):
-        cur = cparse.parse(prefix + text).root_node
-        fn = _function_at(cur)
-        hit = fn and _first_call(fn, macros, functions)
-        if not hit:
-            return (fn, prefix + text) if fn is not None else (node, src)
-        call, name = hit
-        args = [cparse.text(a) for a in call.child_by_field_name("arguments").named_children
-                if a.type != "comment"]
-        new = expansion(name, macros[name], args)
-        if new is None:
+    calls = _outer_calls(node, macros, functions)
+    if not calls:
+        return node, src
+    prefix = b"\n" * node.start_point.row + b" " * node.start_point.column
+    text, base = node.text, node.start_byte
+    for _ in range(MAX_ROUNDS):
+        text = _expanded_text(text, base, calls, macros)
+        if text is None:
             return node, src
-        lines = call.text.count(b"\n")
-        new_b = " ".join(new.split()).encode() + b"\n" * lines
-        lo, hi = call.start_byte - len(prefix), call.end_byte - len(prefix)
-        text = text[:lo] + new_b + text[hi:]
+        fn = _function_at(cparse.parse(prefix + text).root_node)
+        if fn is None:
+            return node, src
+        nested = _calls_pattern(names).search(text)
+        calls, base = (_outer_calls(fn, macros, functions) if nested else []), len(prefix)
+        if not calls:
+            return fn, prefix + text
     return node, src
+
+
+@functools.lru_cache(maxsize=8)
+def _calls_pattern(names: frozenset[str]) -> re.Pattern[bytes]:
+    """Matches a call of one of ``names`` (a cheap test before any tree query)."""
+    alts = b"|".join(re.escape(n.encode()) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rb"\b(?:" + alts + rb")\s*\(")
 
 
 def _function_at(root):
@@ -116,25 +151,20 @@ def _function_at(root):
     return None
 
 
-def expand_text(text: str, macros: Mapping, functions=frozenset(), depth: int = 8) -> str:
+def expand_text(text: str, macros: Mapping, functions=frozenset()) -> str:
     """An expression's text with the tree's function-like macros expanded (for roles
     read from a single expression, e.g. the VP block allocation's call)."""
-    for _ in range(depth):
-        root = cparse.parse(f"long long __m = ({text});".encode()).root_node
-        hit = _first_call(root, macros, functions)
-        if not hit:
-            return text
-        call, name = hit
-        args = [cparse.text(a) for a in call.child_by_field_name("arguments").named_children
-                if a.type != "comment"]
-        new = expansion(name, macros[name], args)
+    head = b"long long __m = ("
+    src = head + text.encode() + b");"
+    for _ in range(MAX_ROUNDS):
+        calls = _outer_calls(cparse.parse(src).root_node, macros, functions)
+        if not calls:
+            break
+        new = _expanded_text(src, 0, calls, macros)
         if new is None:
-            return text
-        src = root.text
-        start = len(b"long long __m = (")
-        lo, hi = call.start_byte - start, call.end_byte - start
-        text = (src[start:-2][:lo] + " ".join(new.split()).encode() + src[start:-2][hi:]).decode()
-    return text
+            break
+        src = new
+    return src[len(head):-2].decode()
 
 
 def parse_expression(text: str):
