@@ -90,3 +90,19 @@ def test_the_oracle_sees_a_change_of_behaviour() -> None:
     base = plan.baseline("rfc-applied", str(TREES["rfc-applied"]))
     got = signature(run_check(broken, TREES["rfc-applied"]))
     assert describe(base, got)
+
+
+def test_an_index_the_engine_cannot_follow_is_undecided_not_a_counterexample() -> None:
+    """The VCORE table indexed by a variable the create path never assigns (a global):
+    the verdict is an info finding naming it, never "no ID gets a slot"."""
+    name = "shapes/shapes"
+    tree = plan.load(name, str(TREES[name]))
+    path = next(p for p, d in tree.files.items() if b"vcores[core]" in d)
+    data = tree.files[path].replace(b"vcores[core]", b"vcores[next_core]")
+    data = data.replace(b"static int kvmppc_core",
+                        b"static int next_core;\n\nstatic int kvmppc_core")
+    got = run_check({path: data}, TREES[name])
+    create = [f for f in got if f.get("function") == "kvmppc_core_vcpu_create_hv"
+              and f["rule"] in ("capacity", "vcore-index", "collision-crash")]
+    assert create and all(f["severity"] == "info" and "'next_core'" in f["message"]
+                          for f in create), create

@@ -864,6 +864,9 @@ def create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | Non
         if lifted is not None:  # the index is the entry's, passed on
             assigns, index_names = lifted
             site_guards, prefix = hand.guards + site_guards, ()
+    if not assigns:  # never "no ID gets a slot" from an index the engine cannot follow
+        raise Undecided(f"{function}(): no assignment of the index '{var}' of "
+                        f"'{cparse.text(site)}' to follow", function, site_fact.line)
     objs = cparse.captures("(field_expression argument: (identifier) @obj)", fn).get("obj", [])
     if hand is not None:
         objs += cparse.captures("(field_expression argument: (identifier) @obj)",
