@@ -9,9 +9,12 @@ lines of the file.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections.abc import Iterable, Mapping
+
+from tree_sitter import Parser
 
 from . import parse as cparse
 from .defines import active
@@ -49,7 +52,7 @@ def _expandable(name: str, macro: tuple[tuple[str, ...], str], functions) -> boo
 def _is_expression(body: str) -> bool:
     if not body.strip():
         return False
-    decl = cparse.parse(f"long long __m = ({body});".encode()).root_node.children[0]
+    decl = _parse(f"long long __m = ({body});".encode()).root_node.children[0]
     return decl.type == "declaration" and not decl.has_error
 
 
@@ -68,10 +71,15 @@ def expansion(name: str, macro: tuple[tuple[str, ...], str], args: list[str]) ->
     return "(" + pattern.sub(lambda m: texts[m.group(1)], body) + ")"
 
 
+_LAST: list = [None, None, frozenset()]  # (macros, functions, names): one model at a time
+
+
 def expandable(macros: Mapping, functions=frozenset()) -> frozenset[str]:
     """The names of the macros :func:`expand_function` expands."""
-    return _expandable_set(frozenset(macros.items()),
-                           frozenset(n for n in macros if n in functions))
+    if _LAST[0] is not macros or _LAST[1] is not functions:
+        _LAST[:] = [macros, functions, _expandable_set(
+            frozenset(macros.items()), frozenset(n for n in macros if n in functions))]
+    return _LAST[2]
 
 
 @functools.lru_cache(maxsize=8)
@@ -116,7 +124,11 @@ def expand_function(node, src: bytes, macros: Mapping, functions=frozenset()):
     reports is a line of the file. ``node``/``src`` are returned unchanged when the
     function calls no such macro."""
     names = expandable(macros, functions)
-    if not names or not _calls_pattern(names).search(node.text):
+    if not names:
+        return node, src
+    offsets = _call_offsets(src, names)
+    i = bisect.bisect_left(offsets, node.start_byte)
+    if i == len(offsets) or offsets[i] >= node.end_byte:
         return node, src
     calls = _outer_calls(node, macros, functions)
     if not calls:
@@ -127,7 +139,7 @@ def expand_function(node, src: bytes, macros: Mapping, functions=frozenset()):
         text = _expanded_text(text, base, calls, macros)
         if text is None:
             return node, src
-        fn = _function_at(cparse.parse(prefix + text).root_node)
+        fn = _function_at(_parse(prefix + text).root_node)
         if fn is None:
             return node, src
         nested = _calls_pattern(names).search(text)
@@ -135,6 +147,19 @@ def expand_function(node, src: bytes, macros: Mapping, functions=frozenset()):
         if not calls:
             return fn, prefix + text
     return node, src
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(src: bytes):
+    """Parse text this module made (an expansion, a macro body): a cache of its own, so
+    that these never evict a snapshot's files from :func:`parse.parse`'s cache."""
+    return Parser(cparse.C).parse(cparse.preprocess(src))
+
+
+@functools.lru_cache(maxsize=64)
+def _call_offsets(src: bytes, names: frozenset[str]) -> list[int]:
+    """Where ``src`` (a whole file) may call one of ``names``: one scan per file."""
+    return [m.start() for m in _calls_pattern(names).finditer(src)]
 
 
 @functools.lru_cache(maxsize=8)
@@ -157,7 +182,7 @@ def expand_text(text: str, macros: Mapping, functions=frozenset()) -> str:
     head = b"long long __m = ("
     src = head + text.encode() + b");"
     for _ in range(MAX_ROUNDS):
-        calls = _outer_calls(cparse.parse(src).root_node, macros, functions)
+        calls = _outer_calls(_parse(src).root_node, macros, functions)
         if not calls:
             break
         new = _expanded_text(src, 0, calls, macros)
@@ -169,7 +194,7 @@ def expand_text(text: str, macros: Mapping, functions=frozenset()) -> str:
 
 def parse_expression(text: str):
     """``text`` parsed as one C expression (None if it is not one)."""
-    decl = cparse.parse(f"long long __m = ({text});".encode()).root_node.children[0]
+    decl = _parse(f"long long __m = ({text});".encode()).root_node.children[0]
     d = decl.child_by_field_name("declarator") if decl.type == "declaration" else None
     value = d.child_by_field_name("value") if d is not None else None
     return None if value is None or decl.has_error else value

@@ -275,12 +275,21 @@ def _root(node):
     return node
 
 
-@functools.lru_cache(maxsize=256)
+_CALLS: dict = {}  # root node id -> (root, {callee: calls}); one query per parsed file
+
+
 def _calls_of(root, fname: str) -> tuple:
     """Calls of ``fname`` by name in one parsed file."""
-    return tuple(c for c in cparse.captures("(call_expression function: (identifier) @f) @c",
-                                            root).get("c", [])
-                 if cparse.text(c.child_by_field_name("function")) == fname)
+    hit = _CALLS.get(root.id)
+    if hit is None or hit[0] != root:
+        index: dict[str, list] = {}
+        for c in cparse.captures("(call_expression function: (identifier) @f) @c", root
+                                 ).get("c", []):
+            index.setdefault(cparse.text(c.child_by_field_name("function")), []).append(c)
+        if len(_CALLS) > 64:
+            _CALLS.clear()
+        hit = _CALLS[root.id] = (root, index)
+    return tuple(hit[1].get(fname, ()))
 
 
 def _opaque(right, succeed: frozenset[str]) -> bool:
