@@ -65,6 +65,15 @@ def test_the_sample_covers_every_kind_on_the_bundled_trees() -> None:
     assert len(offered) >= 15
 
 
+def test_the_sample_covers_every_kind_offered_on_any_tree() -> None:
+    """Every transformation that has a site on some fixture or shape tree is replayed
+    on at least one of them (the shape trees exist for the kinds the fixtures lack)."""
+    offered = {kind for name, path in TREES.items() for kind in TRANSFORMS
+               if plan.sites_of(name, str(path), kind)}
+    assert offered == set(TRANSFORMS)  # no transformation without a site anywhere
+    assert {c[2] for c in CASES} == offered
+
+
 def test_known_failures_name_cases_that_exist() -> None:
     """A stale entry (a site renamed away) would silently stop guarding anything."""
     planned = {(c[0], c[2], c[3]) for c in CASES}
@@ -81,3 +90,19 @@ def test_the_oracle_sees_a_change_of_behaviour() -> None:
     base = plan.baseline("rfc-applied", str(TREES["rfc-applied"]))
     got = signature(run_check(broken, TREES["rfc-applied"]))
     assert describe(base, got)
+
+
+def test_an_index_the_engine_cannot_follow_is_undecided_not_a_counterexample() -> None:
+    """The VCORE table indexed by a variable the create path never assigns (a global):
+    the verdict is an info finding naming it, never "no ID gets a slot"."""
+    name = "shapes/shapes"
+    tree = plan.load(name, str(TREES[name]))
+    path = next(p for p, d in tree.files.items() if b"vcores[core]" in d)
+    data = tree.files[path].replace(b"vcores[core]", b"vcores[next_core]")
+    data = data.replace(b"static int kvmppc_core",
+                        b"static int next_core;\n\nstatic int kvmppc_core")
+    got = run_check({path: data}, TREES[name])
+    create = [f for f in got if f.get("function") == "kvmppc_core_vcpu_create_hv"
+              and f["rule"] in ("capacity", "vcore-index", "collision-crash")]
+    assert create and all(f["severity"] == "info" and "'next_core'" in f["message"]
+                          for f in create), create

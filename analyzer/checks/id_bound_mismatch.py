@@ -84,8 +84,9 @@ def _count_comparisons(rule, facts: Facts) -> Iterator[Finding]:
     counts = count_roles(t, found_roles(rule, facts))
     seen: set[tuple] = set()
     for entry in entries(rule, facts):
-        for fname, cmp, other, chain in _id_comparisons(t, entry.function,
-                                                        paths.entry_names_of(t, entry), ()):
+        for fname, cmp, other, chain in (
+                c for start, names in paths.id_holders(t, entry)
+                for c in _id_comparisons(t, start, names, ())):
             fact = facts.functions.get(fname)
             last = other.split("->")[-1].split(".")[-1]
             role = counts.get(other) or counts.get(last)

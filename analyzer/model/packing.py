@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from .. import profile as profile_mod
 from ..c import defines
+from ..c import macros as cmacros
 from ..c import parse as cparse
 from ..c.defines import Define
 from ..c.facts import Facts, Function
@@ -183,17 +184,15 @@ def tree(facts: Facts, prof: Profile | None = None) -> Tree:
     """The model of one snapshot's facts (shared by every model-backed rule)."""
     prof = prof or profile_mod.load()
     chosen = defines.select(facts.all("defines"), prof.kconfig, prof.arch_defined)
+    macros = cmacros.function_macros(facts.all("macros"), prof.kconfig, prof.arch_defined)
     functions = {}
     for f in facts.functions.values():
         if not defines.active(f.conds, prof.kconfig, prof.arch_defined):
             continue  # under #if 0 or a branch the profile's build leaves out
         node = facts.node(f.name)
-        if node is not None:
-            functions[f.name] = (node, facts.snapshot.files[f.path])
-    macros = {}
-    for m in sorted(facts.all("macros"), key=lambda m: (not m.path.startswith("arch/"), m.path)):
-        if m.name not in macros and defines.active(m.conds, prof.kconfig, prof.arch_defined):
-            macros[m.name] = (m.params, m.body)
+        if node is not None:  # the tree's function-like macros expanded, as cpp would
+            functions[f.name] = cmacros.expand_function(node, facts.snapshot.files[f.path],
+                                                        macros, facts.functions)
     return Tree(facts, ceval.Program(functions, defines.values(chosen), macros), chosen, prof)
 
 

@@ -12,9 +12,10 @@ along the path holds, evaluated with the tree's own code by the model.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..c import guards
+from ..c import macros as cmacros
 from ..c import parse as cparse
 from ..errors import ModelLimit
 from ..profile import Entry
@@ -107,6 +108,27 @@ def entry_names_of(t: model.Tree, entry: Entry) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def id_holders(t: model.Tree, entry: Entry) -> list[tuple[str, tuple[str, ...]]]:
+    """(function, names that hold the ID there) where the entry's ID first lives: the
+    entry itself, or, when it reads none (a create function split in two), each function
+    it hands the object on to that reads the ID from it."""
+    names = entry_names_of(t, entry)
+    info = t.program.functions.get(entry.function)
+    if names or info is None or not entry.id_field:
+        return [(entry.function, names)]
+    out = []
+    for call in cparse.captures("(call_expression function: (identifier) @f) @c", info[0]
+                                ).get("c", []):
+        callee = cparse.text(call.child_by_field_name("function"))
+        args = [a for a in call.child_by_field_name("arguments").named_children
+                if a.type != "comment"]
+        if callee != entry.function and \
+                _holder_passed(t, callee, args, entry.id_field) is not None:
+            inner = Entry(callee, entry.what, None, entry.id_field)
+            out.append((callee, entry_names_of(t, inner)))
+    return out or [(entry.function, names)]
+
+
 def _param_decls(fn) -> list[tuple[str, bool]]:
     """(name, is scalar) of each parameter of a function definition."""
     d = fn.child_by_field_name("declarator")
@@ -154,7 +176,8 @@ class IdFlow:
             name = cparse.text(node)
             if name not in self.names | derived or self._in_lookup(node, cond):
                 continue
-            if name in self.names or any(self.carries(rhs) for rhs in reaching(node, name)):
+            if name in self.names or any(self.carries(rhs)
+                                         for rhs in reaching(node, name, through_calls=False)):
                 return True
         return self.field is not None and any(
             cparse.text(f) == self.field
@@ -210,9 +233,11 @@ def id_flow(fn, names: tuple[str, ...], id_field: str | None = None,
     return IdFlow(frozenset(names), derived, id_field, frozenset(lookups), frozenset(succeed))
 
 
-def reaching(site, name: str) -> list:
+def reaching(site, name: str, through_calls: bool = True) -> list:
     """The right-hand sides of the assignments of ``name`` that reach ``site`` (None
-    for an update such as ``x++``)."""
+    for an update such as ``x++``). A parameter never assigned in its function, of a
+    function called from exactly one place in its file (a ``static`` helper or the
+    second half of a function split in two), reads as the argument of that call."""
     out = []
     for node, _ in guards.reaching_assignments(site, name):
         if node.type == "update_expression":
@@ -220,7 +245,51 @@ def reaching(site, name: str) -> list:
             continue
         rhs = node.child_by_field_name("right") or node.child_by_field_name("value")
         out.append(cparse.strip_parens(rhs) if rhs is not None else None)
+    if not out and through_calls:
+        arg = _argument_of_only_call(site, name)
+        if arg is not None:
+            return [arg]
     return out
+
+
+def _argument_of_only_call(site, name: str):
+    fn = cparse.enclosing_function(site)
+    if fn is None:
+        return None
+    params = [n for n, _ in _param_decls(fn)]
+    if name not in params:
+        return None
+    calls = _calls_of(_root(fn), cparse.function_name(fn))
+    calls = [c for c in calls if cparse.enclosing_function(c) not in (None, fn)]
+    if len(calls) != 1:
+        return None
+    args = [a for a in calls[0].child_by_field_name("arguments").named_children
+            if a.type != "comment"]
+    k = params.index(name)
+    return cparse.strip_parens(args[k]) if k < len(args) and len(args) == len(params) else None
+
+
+def _root(node):
+    while node.parent is not None:
+        node = node.parent
+    return node
+
+
+_CALLS: dict = {}  # root node id -> (root, {callee: calls}); one query per parsed file
+
+
+def _calls_of(root, fname: str) -> tuple:
+    """Calls of ``fname`` by name in one parsed file."""
+    hit = _CALLS.get(root.id)
+    if hit is None or hit[0] != root:
+        index: dict[str, list] = {}
+        for c in cparse.captures("(call_expression function: (identifier) @f) @c", root
+                                 ).get("c", []):
+            index.setdefault(cparse.text(c.child_by_field_name("function")), []).append(c)
+        if len(_CALLS) > 64:
+            _CALLS.clear()
+        hit = _CALLS[root.id] = (root, index)
+    return tuple(hit[1].get(fname, ()))
 
 
 def _opaque(right, succeed: frozenset[str]) -> bool:
@@ -282,7 +351,20 @@ def loop_bound(t: model.Tree, sub) -> tuple[str, str, bool] | None:
     index = site and cparse.strip_parens(site.child_by_field_name("index"))
     if index is None or index.type != "identifier":
         return None
-    var, node = cparse.text(index), site.parent
+    for _ in range(4):  # through helpers called once, with the loop in their caller
+        var = cparse.text(index)
+        found = _enclosing_loop(site, var)
+        if found is not None:
+            return found
+        arg = _argument_of_only_call(site, var)
+        if arg is None or arg.type != "identifier":
+            return None
+        site, index = arg, arg
+    return None
+
+
+def _enclosing_loop(site, var: str) -> tuple[str, str, bool] | None:
+    node = site.parent
     while node is not None and node.type != "function_definition":
         if node.type == "for_statement":
             cond = node.child_by_field_name("condition")
@@ -393,11 +475,11 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
             return
         fn, _ = info
         pointers = _pointers(fn)
-        flow = id_flow(fn, names, field, sanitizers, t.profile.succeed)
+        flow = id_flow(fn, names, field, lookup_calls(t, sanitizers), t.profile.succeed)
         names = names + tuple(n for n, rhs in flow.derived if rhs in names or (
             field and rhs is not None and rhs.endswith(f"->{field}")))
         holders = _field_holders(fn, field)
-        lookups = _lookup_vars(fn, sanitizers, names)
+        lookups = _lookup_vars(fn, sanitizers, names, t)
         for call in cparse.captures("(call_expression function: (identifier) @f) @c", fn
                                     ).get("c", []):
             callee = cparse.text(call.child_by_field_name("function"))
@@ -408,7 +490,7 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
                 idx, by_pointer = _holder_passed(t, callee, args, field), True
             if idx is None or callee in sanitizers:
                 continue
-            if sanitizers and _trusted(call, sanitizers, names, lookups):
+            if sanitizers and _trusted(call, sanitizers, names, lookups, t):
                 continue
             is_target = callee in targets and not by_pointer
             callee_fact = t.facts.functions.get(callee)
@@ -474,47 +556,98 @@ def _id_argument(args, names, field: str | None, holders: set[str]):
     return None, False
 
 
-def _is_lookup(node, sanitizers, names) -> bool:
-    """``sanitizer(…, ID, …)``."""
+def _is_lookup(node, sanitizers, names, t: model.Tree | None = None) -> bool:
+    """``sanitizer(…, ID, …)``, written directly or in a helper of the tree that
+    returns it (``static bool known(…) { return sanitizer(…); }``)."""
     node = cparse.strip_parens(node)
     if node.type != "call_expression":
         return False
     fn = node.child_by_field_name("function")
-    if fn.type != "identifier" or cparse.text(fn) not in sanitizers:
+    if fn.type != "identifier":
         return False
+    if cparse.text(fn) not in sanitizers:
+        inner = _unfold(t, node)
+        return inner is not None and _is_lookup(inner, sanitizers, names, t)
     return any(cparse.text(cparse.strip_parens(a)) in names
                for a in node.child_by_field_name("arguments").named_children)
 
 
-def _lookup_vars(fn, sanitizers, names) -> set[str]:
+def lookup_calls(t: model.Tree, sanitizers: frozenset[str]) -> frozenset[str]:
+    """The sanitizers and the one-statement helpers of the tree that return one of their
+    calls: whether such a call finds the ID is the VMM's choice, whatever it is named."""
+    if not sanitizers:
+        return frozenset()
+
+    def make():
+        out = set(sanitizers)
+        for name, (fn, _) in t.program.functions.items():
+            ret = _only_return(fn)
+            if ret is not None and any(
+                    cparse.text(c.child_by_field_name("function")) in sanitizers
+                    for c in cparse.captures("(call_expression function: (identifier)) @c",
+                                             ret).get("c", [])):
+                out.add(name)
+        return frozenset(out)
+    return t._once(("lookup_calls", sanitizers), make)
+
+
+def _only_return(fn):
+    """The expression of a body that is exactly ``return E;``."""
+    body = [c for c in fn.child_by_field_name("body").named_children if c.type != "comment"]
+    if len(body) != 1 or body[0].type != "return_statement" or not body[0].named_children:
+        return None
+    return body[0].named_children[0]
+
+
+def _unfold(t: model.Tree | None, call):
+    """The expression a call of a one-statement helper of the tree (``{ return E; }``)
+    computes, its parameters replaced by the call's arguments; None otherwise."""
+    if t is None or call.type != "call_expression":
+        return None
+    name = cparse.text(call.child_by_field_name("function"))
+    info = t.program.functions.get(name)
+    if info is None:
+        return None
+    ret = _only_return(info[0])
+    if ret is None:
+        return None
+    params = [n for n, _ in _param_decls(info[0])]
+    args = [cparse.text(a) for a in call.child_by_field_name("arguments").named_children
+            if a.type != "comment"]
+    text = cmacros.expansion(name, (tuple(params), cparse.text(ret)), args)
+    return cmacros.parse_expression(text) if text is not None else None
+
+
+def _lookup_vars(fn, sanitizers, names, t: model.Tree | None = None) -> set[str]:
     """Locals assigned the result of a lookup of the ID: ``xc = find(kvm, cpu);``."""
     out = set()
     for a in cparse.captures("(assignment_expression) @a (init_declarator) @a", fn).get("a", []):
         left = a.child_by_field_name("left") or a.child_by_field_name("declarator")
         right = a.child_by_field_name("right") or a.child_by_field_name("value")
         if left is not None and right is not None and left.type == "identifier" and \
-                _is_lookup(right, sanitizers, names):
+                _is_lookup(right, sanitizers, names, t):
             out.add(cparse.text(left))
     return out
 
 
-def _trusted(call, sanitizers, names, lookups) -> bool:
+def _trusted(call, sanitizers, names, lookups, t: model.Tree | None = None) -> bool:
     """Is ``call`` reached only when a lookup of the ID succeeded?"""
     for g in guards.dominating_guards(call):
-        cond, truthy = _truth_of(g.cond, g.holds)
-        found = _is_lookup(cond, sanitizers, names) or (
+        cond, truthy = _truth_of(g.cond, g.holds, t)
+        found = _is_lookup(cond, sanitizers, names, t) or (
             cond.type == "identifier" and cparse.text(cond) in lookups)
         if found and truthy:
             return True
     return False
 
 
-def _truth_of(cond, holds: bool):
+def _truth_of(cond, holds: bool, t: model.Tree | None = None):
     """(the operand whose truth decides ``cond``, whether it holds): through ``!``,
-    ``likely``/``unlikely`` and a comparison with 0/NULL, so that the shape a developer
-    writes a lookup's check in does not change what it guarantees."""
+    ``likely``/``unlikely``, a comparison with 0/NULL and one-statement helpers of the
+    tree, so that the shape a developer writes a lookup's check in does not change what
+    it guarantees."""
     cond = cparse.strip_parens(cond)
-    while True:
+    for _ in range(32):
         if cond.type == "unary_expression" and \
                 cond.child_by_field_name("operator").type == "!":
             cond, holds = cond.child_by_field_name("argument"), not holds
@@ -527,9 +660,12 @@ def _truth_of(cond, holds: bool):
                 cparse.text(cond.child_by_field_name("right")) in ("0", "NULL"):
             op = cond.child_by_field_name("operator").type
             cond, holds = cond.child_by_field_name("left"), holds == (op == "!=")
+        elif (inner := _unfold(t, cond)) is not None:
+            cond = inner
         else:
-            return cond, holds
+            break
         cond = cparse.strip_parens(cond)
+    return cond, holds
 
 
 @dataclass(frozen=True)
@@ -582,11 +718,14 @@ class Slot:
 
 @dataclass(frozen=True, eq=False)
 class CreatePath:
-    """``vcore = kvm->arch.vcores[core]`` in the create function: the guards that
-    dominate it and the assignments of ``core`` that reach it, as compiled C."""
+    """``vcore = kvm->arch.vcores[core]`` on the create path: the guards that dominate
+    it and the assignments of ``core`` that reach it, as compiled C. When the create
+    function hands the work on to a function of the tree (a function split in two),
+    the guards of the entry before that call come first (``prefix``), and an index
+    the entry computes and passes on is followed back to the entry's assignments."""
 
     tree: model.Tree
-    function: str
+    function: str  # the function that accesses the table
     site_line: int
     index_var: str
     entry_names: tuple[str, ...]
@@ -594,6 +733,8 @@ class CreatePath:
     site_guards: tuple  # guards.Guard
     pointers: tuple[str, ...] = ()  # kvm, vcpu: passed on, never dereferenced by the model
     flow: IdFlow | None = None
+    prefix: tuple = ()  # guards.Guard of the entry before it hands the ID on
+    index_names: tuple[str, ...] = ()  # other names of the index (the callee's parameter)
 
     def slot(self, config: model.Config, vid: int) -> Slot:
         env = dict(_base_env(self.pointers, config, ()))
@@ -601,6 +742,9 @@ class CreatePath:
             env[n] = vid
         if self.flow.field:
             env[self.flow.field] = vid
+        for g in self.prefix:
+            if not self._holds(g, env):
+                return Slot(False, None, (), g.line)
         index, events = None, ()
         for guards_, rhs, line, node in self.assignments:
             if all(self._holds(g, env) for g in guards_):
@@ -612,7 +756,8 @@ class CreatePath:
                 break
         if index is None:
             return Slot(False, None, events)
-        env[self.index_var] = index
+        for name in (self.index_var, *self.index_names):
+            env[name] = index
         for g in self.site_guards:
             if not self._holds(g, env):
                 return Slot(False, index, events, g.line)
@@ -622,25 +767,86 @@ class CreatePath:
         return holds(self.tree, guard, env, self.flow, self.function)
 
 
-def table_sites(t: model.Tree, function: str) -> list:
-    """The accesses of the VCORE table in ``function`` (facts.Subscript), reads first."""
+def _own_sites(t: model.Tree, function: str) -> list:
     subs = [s for s in t.facts.all("subscripts") if s.function == function]
     return sorted(subs, key=lambda s: (s.is_write, s.line, s.column))
 
 
+def table_sites(t: model.Tree, function: str) -> list:
+    """The accesses of the VCORE table on ``function``'s create path (facts.Subscript),
+    reads first: its own, or, for an entry point that accesses none, those of the
+    function it hands the work on to."""
+    own = _own_sites(t, function)
+    entry = next((e for e in t.profile.entries if e.function == function), None)
+    if entry is None:
+        return own
+    hand = handoff(t, entry, {s.function for s in t.facts.all("subscripts")
+                              if s.function and s.function != function})
+    return own + (_own_sites(t, hand.callee) if hand is not None else [])
+
+
+@dataclass(frozen=True, eq=False)
+class Handoff:
+    """The call by which an entry point hands the creation on to a tree function."""
+
+    call: object  # the call_expression node in the entry
+    callee: str
+    names: tuple[str, ...]  # the callee's parameters that receive the ID by value
+    field: str | None  # the ID's field, when the callee reads it from an object it gets
+    guards: tuple  # the entry's guards (on the ID or the configuration) before the call
+    flow: IdFlow  # the ID in the entry
+
+
+def handoff(t: model.Tree, entry: Entry, targets: set[str]) -> Handoff | None:
+    """The first call of the entry to one of ``targets`` (functions of the tree)."""
+    info = t.program.functions.get(entry.function)
+    if info is None:
+        return None
+    fn = info[0]
+    names = entry_names_of(t, entry)
+    flow = id_flow(fn, names, entry.id_field, lookup_calls(t, t.profile.sanitizers),
+                   t.profile.succeed)
+    names = names + tuple(n for n, rhs in flow.derived if rhs in names or (
+        entry.id_field and rhs is not None and rhs.endswith(f"->{entry.id_field}")))
+    for call in cparse.captures("(call_expression function: (identifier) @f) @c", fn
+                                ).get("c", []):
+        callee = cparse.text(call.child_by_field_name("function"))
+        fact = t.facts.functions.get(callee)
+        if callee not in targets or callee == entry.function or fact is None or \
+                callee not in t.program.functions:
+            continue
+        args = [cparse.strip_parens(a) for a in call.child_by_field_name("arguments"
+                                                                         ).named_children
+                if a.type != "comment"]
+        byval = tuple(fact.params[i] for i, a in enumerate(args) if i < len(fact.params) and (
+            (a.type == "identifier" and cparse.text(a) in names) or (
+                entry.id_field and a.type == "field_expression" and
+                cparse.text(a.child_by_field_name("field")) == entry.id_field)))
+        field = None
+        if entry.id_field and _holder_passed(t, callee, args, entry.id_field) is not None:
+            field = entry.id_field
+        return Handoff(call, callee, byval, field,
+                       relevant(guards.dominating_guards(call), flow, t), flow)
+    return None
+
+
 def create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | None:
-    """Slice the entry function at an access of the VCORE table (default: its first
-    read)."""
-    if site_fact is None:
-        entry = table_entry(t, entry)
-    function = entry.function
-    entry_names = entry_names_of(t, entry)
+    """Slice the create path at an access of the VCORE table (default: its first read),
+    in the entry point or in the function it hands the work on to."""
+    hand = None
+    own = _own_sites(t, entry.function)
+    if site_fact is None and not any(not s.is_write for s in own):
+        readers = {s.function for s in t.facts.all("subscripts") if not s.is_write}
+        hand = handoff(t, entry, {r for r in readers if r})
+    elif site_fact is not None and site_fact.function != entry.function:
+        hand = handoff(t, entry, {site_fact.function})
+    function = hand.callee if hand is not None else entry.function
     info = t.program.functions.get(function)
     if info is None:
         return None
     fn, _ = info
     if site_fact is None:
-        reads = [s for s in table_sites(t, function) if not s.is_write]
+        reads = [s for s in _own_sites(t, function) if not s.is_write]
         if not reads:
             return None
         site_fact = reads[0]
@@ -651,40 +857,78 @@ def create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | Non
     if index.type != "identifier":
         return None
     var = cparse.text(index)
-    flow = id_flow(fn, entry_names, entry.id_field, t.profile.sanitizers, t.profile.succeed)
+    if hand is None:
+        entry_names, field = entry_names_of(t, entry), entry.id_field
+    else:
+        entry_names = tuple(dict.fromkeys(entry_names_of(t, entry) + hand.names))
+        field = hand.field or (entry.id_field if not hand.names else None)
+    tainted = entry_names + (_tainted_params(t, hand, fn) if hand is not None else ())
+    flow = id_flow(fn, tainted, field, lookup_calls(t, t.profile.sanitizers),
+                   t.profile.succeed)
+    assigns = _assignments_at(t, site, var, flow)
+    site_guards = relevant(guards.dominating_guards(site), flow, t)
+    prefix, index_names = (hand.guards if hand else ()), ()
+    if hand is not None and not assigns:
+        lifted = _lift(t, hand, fn, var)
+        if lifted is not None:  # the index is the entry's, passed on
+            assigns, index_names = lifted
+            site_guards, prefix = hand.guards + site_guards, ()
+    if not assigns:  # never "no ID gets a slot" from an index the engine cannot follow
+        raise Undecided(f"{function}(): no assignment of the index '{var}' of "
+                        f"'{cparse.text(site)}' to follow", function, site_fact.line)
+    objs = cparse.captures("(field_expression argument: (identifier) @obj)", fn).get("obj", [])
+    if hand is not None:
+        objs += cparse.captures("(field_expression argument: (identifier) @obj)",
+                                cparse.enclosing_function(hand.call)).get("obj", [])
+    pointers = tuple(sorted({cparse.text(o) for o in objs} - set(entry_names)))
+    return CreatePath(t, function, site_fact.line, var, entry_names, tuple(assigns),
+                      site_guards, pointers, flow, prefix, index_names)
 
-    assigns = []
+
+def _tainted_params(t: model.Tree, hand: Handoff, fn) -> tuple[str, ...]:
+    """The callee's parameters that the entry passes a value computed from the ID."""
+    params = [n for n, _ in _param_decls(fn)]
+    args = [a for a in hand.call.child_by_field_name("arguments").named_children
+            if a.type != "comment"]
+    return tuple(p for p, a in zip(params, args, strict=False)
+                 if hand.flow.carries(cparse.strip_parens(a)))
+
+
+def _assignments_at(t: model.Tree, site, var: str, flow: IdFlow) -> list:
+    out = []
     for node, gs in guards.reaching_assignments(site, var):
         rhs = node.child_by_field_name("right") if node.type == "assignment_expression" else \
             node.child_by_field_name("value")
         if rhs is not None:
-            assigns.append((relevant(gs, flow, t), " ".join(cparse.text(rhs).split()),
-                            node.start_point.row + 1, cparse.strip_parens(rhs)))
-    site_guards = relevant(guards.dominating_guards(site), flow, t)
-    objs = cparse.captures("(field_expression argument: (identifier) @obj)", fn).get("obj", [])
-    pointers = tuple(sorted({cparse.text(o) for o in objs} - set(entry_names)))
-    return CreatePath(t, function, site_fact.line, var, entry_names, tuple(assigns), site_guards,
-                      pointers, flow)
+            out.append((relevant(gs, flow, t), " ".join(cparse.text(rhs).split()),
+                        node.start_point.row + 1, cparse.strip_parens(rhs)))
+    return out
 
 
-def table_entry(t: model.Tree, entry: Entry) -> Entry:
-    """The function that reads the VCORE table for ``entry``: the entry itself, or the
-    function it hands the ID on to when it reads none (a create function split in two),
-    if nothing on the way decides which IDs get there."""
-    if any(not s.is_write for s in table_sites(t, entry.function)):
-        return entry
-    readers = {s.function for s in t.facts.all("subscripts") if not s.is_write and s.function}
-    for path in find(t, entry.function, entry_names_of(t, entry), readers,
-                     sanitizers=t.profile.sanitizers, id_field=entry.id_field):
-        if all(not h.guards for h in path.hops) and \
-                path.hops[-1].callee in t.facts.functions:
-            return replace(entry, function=path.hops[-1].callee,
-                           id_param=path.hops[-1].arg_index, id_field=None)
-    return entry
+def _lift(t: model.Tree, hand: Handoff, fn, var: str):
+    """(the entry's assignments of the index, its names) when ``var`` is a parameter of
+    the callee that the entry passes its own local (or an expression) for."""
+    params = [n for n, _ in _param_decls(fn)]
+    if var not in params:
+        return None
+    args = [a for a in hand.call.child_by_field_name("arguments").named_children
+            if a.type != "comment"]
+    k = params.index(var)
+    if k >= len(args):
+        return None
+    arg = cparse.strip_parens(args[k])
+    if arg.type != "identifier":
+        return [((), " ".join(cparse.text(arg).split()), arg.start_point.row + 1, arg)], ()
+    name = cparse.text(arg)
+    return _assignments_at(t, hand.call, name, hand.flow), (name,)
 
 
 def _node_at(fn, line: int, column: int, kind: str):
-    for n in cparse.captures(f"({kind}) @n", fn).get("n", []):
-        if n.start_point.row + 1 == line and n.start_point.column + 1 == column:
+    """The node at (line, column); else the only one of its kind on that line (a macro
+    expanded earlier on the line moves the columns, never the lines)."""
+    on_line = [n for n in cparse.captures(f"({kind}) @n", fn).get("n", [])
+               if n.start_point.row + 1 == line]
+    for n in on_line:
+        if n.start_point.column + 1 == column:
             return n
-    return None
+    return on_line[0] if len(on_line) == 1 else None

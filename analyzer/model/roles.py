@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ..c import defines, guards
+from ..c import macros as cmacros
 from ..c import parse as cparse
 from ..c.facts import Facts
 
@@ -49,7 +50,7 @@ class Roles:
 @functools.lru_cache(maxsize=2)
 def find(facts: Facts, prof) -> Roles:
     helpers = tuple(sorted({h.name for h in facts.all("vp_helpers")}))
-    return Roles(_pack(facts) or _folding(facts, prof.count), helpers,
+    return Roles(_pack(facts, prof) or _folding(facts, prof.count), helpers,
                  _allocation(facts, vp_field(facts, prof), prof))
 
 
@@ -73,17 +74,17 @@ def _called(expr, facts: Facts) -> list[str]:
     return out
 
 
-def _pack(facts: Facts) -> str | None:
+def _pack(facts: Facts, prof) -> str | None:
     """The function whose result indexes the table or offsets the VP base."""
     votes: Counter[str] = Counter()
     for h in facts.all("vp_helpers"):
-        fn = facts.node(h.name)
+        fn = _expanded(facts, prof, h.name)
         for ret in cparse.captures("(return_statement) @r", fn).get("r", []):
             votes.update(n for n in _called(ret, facts) if n != h.name)
     for sub in facts.all("subscripts"):
         if sub.function not in facts.functions:
             continue
-        fn = facts.node(sub.function)
+        fn = _expanded(facts, prof, sub.function)
         for node in cparse.captures("(subscript_expression) @s", fn).get("s", []):
             if node.start_point.row + 1 != sub.line:
                 continue
@@ -147,14 +148,37 @@ def _allocation(facts: Facts, vp_field: str, prof) -> Allocation | None:
         for m in cparse.matches(q, _root(facts, path)):
             if cparse.text(m["f"][0]) != vp_field:
                 continue
-            call = m["c"][0]
+            call = _through_macros(facts, prof, m["c"][0])
+            if call is None:
+                continue
             name = cparse.text(call.child_by_field_name("function"))
             args = [a for a in call.child_by_field_name("arguments").named_children
                     if a.type != "comment"]
             if len(args) != 1 or (name in defined and name not in prof.vp_block_alloc):
                 continue
-            fn = cparse.enclosing_function(call)
+            fn = cparse.enclosing_function(m["c"][0])
             return Allocation(" ".join(cparse.text(args[0]).split()), path,
-                              call.start_point.row + 1,
+                              m["c"][0].start_point.row + 1,
                               cparse.function_name(fn) if fn is not None else None)
     return None
+
+
+def _through_macros(facts: Facts, prof, call):
+    """``call`` with the tree's function-like macros expanded: the call the compiler sees
+    (``X->vp_base = ALLOC_BLOCK(x)`` with ``ALLOC_BLOCK`` a macro of the allocator);
+    None when the expansion is no call."""
+    name = cparse.text(call.child_by_field_name("function"))
+    macros = cmacros.function_macros(facts.all("macros"), prof.kconfig, prof.arch_defined)
+    if name not in macros:
+        return call
+    expr = cparse.strip_parens(cmacros.parse_expression(
+        cmacros.expand_text(cparse.text(call), macros, facts.functions)))
+    return expr if expr is not None and expr.type == "call_expression" else None
+
+
+def _expanded(facts: Facts, prof, name: str):
+    """The function's node as the compiler sees it (the tree's macros expanded)."""
+    f = facts.functions[name]
+    macros = cmacros.function_macros(facts.all("macros"), prof.kconfig, prof.arch_defined)
+    return cmacros.expand_function(facts.node(name), facts.snapshot.files[f.path], macros,
+                                   facts.functions)[0]

@@ -27,12 +27,18 @@ REALTREE = "linux-6.12"
 SEED = 9
 
 
+SHAPES = DATA / "trees"  # small trees with the control-flow shapes the fixtures lack
+
+
 def fixture_trees() -> dict[str, Path]:
-    """The two bundled trees and every rule fixture that is a directory tree."""
+    """The two bundled trees, every rule fixture that is a directory tree, and the
+    metamorphic suite's own shape trees."""
     out = {name: FIXTURES / "trees" / name for name in ("pre-rfc", "rfc-applied")}
     for d in sorted((FIXTURES / "rules").glob("*/*")):
         if (d / "arch" / "powerpc" / "kvm").is_dir():
             out[f"rules/{d.parent.name}/{d.name}"] = d
+    for d in sorted(SHAPES.glob("*")):
+        out[f"shapes/{d.name}"] = d
     return out
 
 
@@ -123,15 +129,18 @@ def rule_dir_plan(trees: dict[str, Path]) -> list[tuple[str, str]]:
 def test_cases(trees: dict[str, Path]) -> list[tuple[str, str, str, str]]:
     """What tests/test_metamorphic.py replays: (tree, path, kind, site key), fixtures only.
 
-    Two sites of each kind on each bundled tree, one of each kind on two rule
-    fixtures, and the saved corpus. The 6.12 sample (one per kind) is drawn in
-    the test itself, where the tree is available.
+    Two sites of each kind on each bundled tree, one of each kind on each shape tree
+    and on two rule fixtures, and the saved corpus. The 6.12 sample (one per kind) is
+    drawn in the test itself, where the tree is available.
     """
     cases = []
     for name in ("pre-rfc", "rfc-applied"):
         if name in trees:
             cases += [(name, str(trees[name]), s.transform, s.key)
                       for s in sample(name, str(trees[name]), 2)]
+    for name in (n for n in trees if n.startswith("shapes/")):
+        cases += [(name, str(trees[name]), s.transform, s.key)
+                  for s in sample(name, str(trees[name]), 1)]
     for name, kind in rule_dir_plan(trees):
         cases += [(name, str(trees[name]), s.transform, s.key)
                   for s in sample(name, str(trees[name]), 1, [kind])]

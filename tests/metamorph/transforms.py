@@ -94,8 +94,19 @@ def _macro_body_edits(tree: Tree, pattern: str, repl: str) -> list[Edit]:
     return edits
 
 
+def _profile_functions() -> frozenset[str]:
+    """The kernel interfaces the profile models by name besides the entry points: its
+    runtime table (lookups whose success is the VMM's choice, calls that succeed for
+    every ID, the VP block allocator). Renaming one is an interface change that the
+    profile follows, like renaming an entry point, not a refactor."""
+    from analyzer import profile
+
+    p = profile.load()
+    return frozenset(p.sanitizers | p.succeed | set(p.vp_block_alloc))
+
+
 def rename_function(tree: Tree) -> Iterator[Site]:
-    for name in sorted(tree.visible - ENTRY_POINTS):
+    for name in sorted(tree.visible - ENTRY_POINTS - _profile_functions()):
         fn = tree.by_name[name]
 
         def make(fn=fn, name=name):
@@ -369,14 +380,17 @@ def macro_for_subexpr(tree: Tree) -> Iterator[Site]:
 
 
 def _substitute(node: Node, rename: dict[str, str]) -> str:
-    """``node``'s text with its identifiers renamed (macro parameters in parentheses)."""
+    """``node``'s text with its identifiers renamed (macro parameters in parentheses) and
+    its comments dropped (cpp reads a comment as a space; tree-sitter cannot parse one
+    inside a ``#define`` line)."""
     src = node.text
     out, pos = [], 0
-    for n in sorted(cs.idents(node), key=lambda n: n.start_byte):
-        if text(n) in rename:
-            out.append(src[pos: n.start_byte - node.start_byte].decode())
-            out.append(f"({rename[text(n)]})")
-            pos = n.end_byte - node.start_byte
+    parts = [n for n in cs.idents(node) if text(n) in rename] + \
+        [n for n in walk(node) if n.type == "comment"]
+    for n in sorted(parts, key=lambda n: n.start_byte):
+        out.append(src[pos: n.start_byte - node.start_byte].decode())
+        out.append(f"({rename[text(n)]})" if n.type == "identifier" else " ")
+        pos = n.end_byte - node.start_byte
     out.append(src[pos:].decode())
     return "".join(out).replace("\n", " ")
 
@@ -663,7 +677,10 @@ def _wrap_ifdef(tree: Tree, kind: str, before: str, after: str) -> Iterator[Site
     for fn in tree.visible_funcs():
         for ifn in ifs(fn):
             span = _own_lines(tree.files[fn.path], ifn)
-            if span is None or ifn.parent.type == "else_clause":
+            # Only a statement of a block: an #ifdef around the body of a braceless
+            # for/while/if would leave that statement without a body in the other
+            # branch (C then takes the next statement as its body).
+            if span is None or ifn.parent.type not in ("compound_statement", "case_statement"):
                 continue
 
             def make(fn=fn, span=span):
@@ -744,7 +761,11 @@ def _split_args(tree: Tree, fn: Func, prefix: list[Node], tail: list[Node]) -> \
 
 def _unset(loc: cs.Local, prefix: list[Node]) -> bool:
     """Declared without initialiser and never written in the prefix: declare it in the tail."""
-    if loc.param or loc.node.parent.type == "init_declarator":
+    decl = loc.node.parent
+    while decl is not None and decl.type in ("pointer_declarator", "array_declarator",
+                                             "parenthesized_declarator"):
+        decl = decl.parent  # ``struct kvm *kvm = …``: the initialiser is above the pointer
+    if loc.param or (decl is not None and decl.type == "init_declarator"):
         return False
     return not any(n.type in ("assignment_expression", "update_expression") and any(
         text(i) == loc.name for i in cs.idents(n.child_by_field_name("left")

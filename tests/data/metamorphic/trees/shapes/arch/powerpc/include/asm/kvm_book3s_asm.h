@@ -1,0 +1,1 @@
+#define MAX_SMT_THREADS		8
