@@ -85,7 +85,7 @@ def tarball_figure(tarball: str) -> None:
     stats: dict = {}
     t = time.process_time()
     xztar.read_members(tarball, lambda n: r if (r := source.member_path(n, tarball)) and
-                       source.is_relevant(r) else None, stats=stats)
+                       source.is_relevant(r) else None, source.TAR_RUNS, stats=stats)
     reader = time.process_time() - t
     print(f"tarball: {stats.get('blocks', 1)} xz blocks, {stats.get('decompressed', 0) / 2**20:.0f}"
           f" of {stats.get('size', 0) / 2**20:.0f} MiB decompressed, reader {reader:.2f} s CPU")

@@ -91,7 +91,7 @@ def test_same_bytes_as_streaming_reading_few_blocks(tmp_path: Path, monkeypatch,
     members = {**_tree_members(), **_filler()}
     tb = make_tarball(tmp_path / "t.tar.xz", members, fmt=fmt)
     stats: dict = {}
-    fast = xztar.read_members(str(tb), _select, stats=stats)
+    fast = xztar.read_members(str(tb), _select, source.TAR_RUNS, stats=stats)
     assert fast is not None and stats["blocks"] > 20
     assert fast == streamed(tb, monkeypatch)
     assert set(fast) == {p for p in members if source.is_relevant(p)}
@@ -102,7 +102,7 @@ def test_same_bytes_as_streaming_reading_few_blocks(tmp_path: Path, monkeypatch,
 def test_runs_cover_what_source_reads() -> None:
     for path in _tree_members():
         if source.is_relevant(path):
-            assert path.startswith(xztar.RUNS), path
+            assert path.startswith(source.TAR_RUNS), path
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -115,7 +115,8 @@ def test_unsorted_members_still_give_the_same_bytes(tmp_path: Path, monkeypatch,
         return names
 
     tb = make_tarball(tmp_path / "t.tar.xz", members, order=shuffled)
-    assert xztar.read_members(str(tb), _select) in (None, streamed(tb, monkeypatch))
+    fast = xztar.read_members(str(tb), _select, source.TAR_RUNS)
+    assert fast in (None, streamed(tb, monkeypatch))
     assert dict(source.from_tarball(tb).files) == streamed(tb, monkeypatch)
 
 
@@ -124,20 +125,21 @@ def test_member_appended_out_of_order_is_not_missed(tmp_path: Path, monkeypatch)
     late = tarfile.TarInfo("linux-t/arch/powerpc/kvm/appended.c")
     late.size = 6
     tb = make_tarball(tmp_path / "t.tar.xz", members, extra=[(late, b"int x;")])
-    assert xztar.read_members(str(tb), _select) in (None, streamed(tb, monkeypatch))
+    fast = xztar.read_members(str(tb), _select, source.TAR_RUNS)
+    assert fast in (None, streamed(tb, monkeypatch))
     assert "arch/powerpc/kvm/appended.c" in source.from_tarball(tb).files
 
 
 def test_single_block_multi_stream_and_other_formats_fall_back(tmp_path: Path) -> None:
     members = {**_tree_members(), **_filler()}
     one = make_tarball(tmp_path / "one.tar.xz", members, block_size="1GiB")
-    assert xztar.read_members(str(one), _select) is None
+    assert xztar.read_members(str(one), _select, source.TAR_RUNS) is None
     two = tmp_path / "two.tar.xz"
     two.write_bytes(one.read_bytes() + one.read_bytes())
-    assert xztar.read_members(str(two), _select) is None
+    assert xztar.read_members(str(two), _select, source.TAR_RUNS) is None
     gz = tmp_path / "t.tar.gz"
     gz.write_bytes(b"\x1f\x8b" + b"\0" * 100)
-    assert xztar.read_members(str(gz), _select) is None
+    assert xztar.read_members(str(gz), _select, source.TAR_RUNS) is None
 
 
 def test_unsafe_members_are_not_read(tmp_path: Path) -> None:
@@ -151,7 +153,7 @@ def test_unsafe_members_are_not_read(tmp_path: Path) -> None:
     tb = make_tarball(tmp_path / "t.tar.xz", members,
                       extra=[(link, None), (escape, b"x;\n"), (absolute, b"x;\n")],
                       after="arch/powerpc/kvm/powerpc.c")
-    got = xztar.read_members(str(tb), lambda n: n)
+    got = xztar.read_members(str(tb), lambda n: n, source.TAR_RUNS)
     assert got is not None
     assert not [n for n in got if "zz_" in n]
     assert not [n for n in got if n.startswith(("/", "..")) or "/../" in n]
@@ -164,13 +166,13 @@ def test_member_size_cap(tmp_path: Path, monkeypatch) -> None:
     from analyzer.errors import InputError
 
     with pytest.raises(InputError, match="exceeds"):
-        xztar.read_members(str(tb), _select)
+        xztar.read_members(str(tb), _select, source.TAR_RUNS)
 
 
 @pytest.mark.realtree
 def test_debian_tarball_reads_three_blocks(realtree: Path) -> None:
     stats: dict = {}
-    fast = xztar.read_members(str(REAL_TARBALL), _select, stats=stats)
+    fast = xztar.read_members(str(REAL_TARBALL), _select, source.TAR_RUNS, stats=stats)
     assert fast is not None
     expected = {p.relative_to(realtree).as_posix(): p.read_bytes()
                 for p in realtree.rglob("*") if p.is_file()}

@@ -36,6 +36,9 @@ _GLOBS = tuple(posixpath.split(g) for g in _profile_globs())
 # A directory tree is read by listing these directories only, never by walking the tree.
 RELEVANT_DIRS = tuple(dict.fromkeys(d for d, _ in _GLOBS))
 KVM_DIR = RELEVANT_DIRS[0]  # the profile's first directory: a kernel tree has sources there
+# the tarball reader's runs: each glob up to its first wildcard (members sharing a prefix
+# are contiguous in a tarball, so only the xz blocks holding them are decompressed)
+TAR_RUNS = tuple(dict.fromkeys(re.split(r"[*?[]", g, maxsplit=1)[0] for g in _profile_globs()))
 _TOP_DIRS = tuple(dict.fromkeys(d.partition("/")[0] for d in RELEVANT_DIRS))
 
 
@@ -313,7 +316,8 @@ def from_tarball(path: str | os.PathLike) -> Snapshot:
     from .xztar import read_members  # a multi-block .xz: decompress only the blocks needed
 
     fast = read_members(
-        str(p), lambda n: r if (r := member_path(n, str(p))) and is_relevant(r) else None)
+        str(p), lambda n: r if (r := member_path(n, str(p))) and is_relevant(r) else None,
+        TAR_RUNS)
     if fast is not None:
         snap = Snapshot(str(path), fast)
         snap.require_kernel_tree()

@@ -40,10 +40,6 @@ from typing import BinaryIO
 
 from ..errors import InputError
 
-# Path prefixes (below the archive's top directory) covering source.RELEVANT.
-RUNS = ("arch/powerpc/include/asm/kvm", "arch/powerpc/include/asm/xive", "arch/powerpc/kvm/",
-        "include/linux/kvm_host.h", "virt/kvm/kvm_main.c",
-        "arch/powerpc/platforms/Kconfig.cputype")
 MAX_MEMBER = 64 * 1024 * 1024
 BLOCK = 512
 _MAGIC, _FOOTER_MAGIC = b"\xfd7zXZ\x00", b"YZ"
@@ -335,12 +331,13 @@ def _top(first: str, firsts: Sequence[str]) -> str:
     return top if "/" in first or all(f.startswith(top) for f in firsts[1:]) else ""
 
 
-def read_members(path: str, select: Callable[[str], str | None], runs: Sequence[str] = RUNS,
+def read_members(path: str, select: Callable[[str], str | None], runs: Sequence[str],
                  stats: dict | None = None) -> dict[str, bytes] | None:
     """{select(name): data} for the members ``select`` keeps, or None: stream instead.
 
     ``select`` maps an archive member's (normalised) name to the snapshot path,
-    or None for members that are not wanted. ``stats`` receives how many bytes
+    or None for members that are not wanted; ``runs`` are the path prefixes (below the
+    archive's top directory) that cover every wanted member. ``stats`` receives how many bytes
     were decompressed and how many blocks the archive has.
     """
     try:
