@@ -169,10 +169,11 @@ def _bound_text(node, depth: int = 3) -> str:
     return cparse.text(node)
 
 
-def _id_comparisons(t, fname: str, names: tuple[str, ...], chain: tuple):
+def _id_comparisons(t, fname: str, names: tuple[str, ...], chain: tuple, args=None):
     """(function, ``<``/``>`` comparison, the other side's text, the calls from the entry
     as (caller, line, callee)) for each ordering comparison of a name holding the ID,
-    following the ID into tree functions."""
+    following the ID into tree functions. ``args``: the caller's argument node for each
+    parameter, so that a bound handed in (``helper(id, limit)``) reads as the caller's."""
     info = t.program.functions.get(fname)
     if info is None or not names or len(chain) > 3:
         return
@@ -185,7 +186,10 @@ def _id_comparisons(t, fname: str, names: tuple[str, ...], chain: tuple):
         nodes = [cparse.strip_parens(cmp.child_by_field_name(s)) for s in ("left", "right")]
         ids = [n for n in nodes if cparse.text(n) in names]
         if ids and len(ids) < 2:
-            bound = _bound_text(next(n for n in nodes if n not in ids))
+            other = next(n for n in nodes if n not in ids)
+            passed_in = (args or {}).get(cparse.text(other)) if other.type == "identifier" \
+                else None
+            bound = _bound_text(passed_in if passed_in is not None else other)
             # ``id > C - 1`` (``C - 1 < id``) compares with C as ``id >= C`` does
             op = cmp.child_by_field_name("operator").type
             if (op in (">", "<=")) == (ids[0] is nodes[0]):
@@ -197,8 +201,10 @@ def _id_comparisons(t, fname: str, names: tuple[str, ...], chain: tuple):
         if callee == fname or callee not in t.facts.functions:
             continue
         params = t.facts.functions[callee].params
-        args = [cparse.text(cparse.strip_parens(a)) for a in
-                call.child_by_field_name("arguments").named_children if a.type != "comment"]
-        passed = tuple(params[i] for i, a in enumerate(args) if a in names and i < len(params))
+        nodes = [cparse.strip_parens(a) for a in
+                 call.child_by_field_name("arguments").named_children if a.type != "comment"]
+        passed = tuple(params[i] for i, a in enumerate(nodes)
+                       if cparse.text(a) in names and i < len(params))
         yield from _id_comparisons(t, callee, passed,
-                                   (*chain, (fname, call.start_point.row + 1, callee)))
+                                   (*chain, (fname, call.start_point.row + 1, callee)),
+                                   dict(zip(params, nodes, strict=False)))
