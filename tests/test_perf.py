@@ -271,3 +271,17 @@ def test_over_is_one_call_per_value() -> None:
         got = fn.over((3, 0), 1, values, {})
         assert got == [fn(3, v, env={}) for v in values]
     assert [r.crashed for r in fn.over((3, 0), 1, [6, 7], {})] == [False, True]
+
+
+def test_text_search_counts_from_the_root_start_when_a_file_begins_blank() -> None:
+    """A file whose first lines are blanked (an inactive ``#if``, a guard the tests
+    prepend) has a translation unit that starts after them: offsets found in its text
+    must be shifted, or every vcores[] access of the file is missed."""
+    from analyzer.c import facts as facts_mod
+    from analyzer.c import parse as cparse
+
+    body = b"int f(struct kvm *kvm, int core)\n{\n\treturn kvm->arch.vcores[core] != 0;\n}\n"
+    for prefix in (b"", b"#if 0\nint x;\n#endif\n", b"\n\n\n"):
+        root = cparse.parse(prefix + body).root_node
+        subs = facts_mod._subscripts("a.c", root, "vcores")
+        assert [(s.line, s.index) for s in subs] == [(prefix.count(b"\n") + 3, "core")], prefix

@@ -583,10 +583,11 @@ def _around(root: Node, word: str, types: frozenset[str]) -> list[Node]:
     ``word``, in document order (by start, then end, as a query's captures): what a
     whole-tree query for those types would find, narrowed to the ones a rule about
     ``word`` can use, for the cost of a text search."""
-    src = root.text
+    src = root.text  # from root.start_byte: a file may begin with blanked lines
+    at = root.start_byte
     found: dict[tuple[int, int, int], Node] = {}
     for m in re.finditer(rb"\b" + re.escape(word.encode()) + rb"\b", src):
-        node = root.descendant_for_byte_range(m.start(), m.end())
+        node = root.descendant_for_byte_range(at + m.start(), at + m.end())
         while node is not None and node.type != "translation_unit":
             if node.type in types:
                 found.setdefault((node.start_byte, node.end_byte, node.id), node)
