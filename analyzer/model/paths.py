@@ -12,7 +12,7 @@ along the path holds, evaluated with the tree's own code by the model.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..c import guards
 from ..c import macros as cmacros
@@ -735,8 +735,18 @@ class CreatePath:
     flow: IdFlow | None = None
     prefix: tuple = ()  # guards.Guard of the entry before it hands the ID on
     index_names: tuple[str, ...] = ()  # other names of the index (the callee's parameter)
+    # Slots already computed, per (config, ID): capacity, vcore-index, id-bound-mismatch
+    # and collision-crash sweep the same IDs of the same builds on one shared path.
+    _slots: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def slot(self, config: model.Config, vid: int) -> Slot:
+        key = (config, vid)
+        got = self._slots.get(key)
+        if got is None:
+            got = self._slots[key] = self._slot(config, vid)
+        return got
+
+    def _slot(self, config: model.Config, vid: int) -> Slot:
         env = dict(_base_env(self.pointers, config, ()))
         for n in self.entry_names:
             env[n] = vid
@@ -832,7 +842,13 @@ def handoff(t: model.Tree, entry: Entry, targets: set[str]) -> Handoff | None:
 
 def create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | None:
     """Slice the create path at an access of the VCORE table (default: its first read),
-    in the entry point or in the function it hands the work on to."""
+    in the entry point or in the function it hands the work on to. Sliced once per tree:
+    the rules that ask for the same path share it and the slots it has computed."""
+    return t._once(("create_path", entry, site_fact),
+                   lambda: _create_path(t, entry, site_fact))
+
+
+def _create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | None:
     hand = None
     own = _own_sites(t, entry.function)
     if site_fact is None and not any(not s.is_write for s in own):
