@@ -285,3 +285,33 @@ def test_text_search_counts_from_the_root_start_when_a_file_begins_blank() -> No
         root = cparse.parse(prefix + body).root_node
         subs = facts_mod._subscripts("a.c", root, "vcores")
         assert [(s.line, s.index) for s in subs] == [(prefix.count(b"\n") + 3, "core")], prefix
+
+
+def test_shared_slots_are_the_slots() -> None:
+    """The create path's slot memo, shared by the rules and by the paths to accesses after
+    the same guards and index, gives what a path sliced and run afresh gives."""
+    from analyzer.model import paths
+
+    prof = profile.load()
+    checked = shared = 0
+    for name in ("pre-rfc", "rfc-applied"):
+        t = packing.tree(facts.extract(source.from_directory(FIXTURES / "trees" / name)), prof)
+        for entry in prof.entries:
+            if entry.function not in t.program.functions:
+                continue
+            cp = paths.create_path(t, entry)
+            if cp is None:
+                continue
+            assert paths.create_path(t, entry) is cp
+            sites = [(s, paths.create_path(t, entry, s))
+                     for s in paths.table_sites(t, entry.function)]
+            shared += sum(p is not None and p.slots is cp.slots for _, p in sites)
+            for site, path in [(None, cp), *sites]:
+                if path is None:
+                    continue
+                fresh = paths._create_path(t, entry, site)
+                for cfg in t.configs()[::7]:
+                    for vid in range(0, 4 * cfg.nr_cpus, 3):
+                        assert path.slot(cfg, vid) == fresh._slot(cfg, vid), (cfg, vid)
+                        checked += 1
+    assert checked and shared

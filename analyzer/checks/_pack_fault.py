@@ -112,6 +112,9 @@ def fault_line(t: model.Tree, s: Shape, n_max: int) -> tuple[int, str] | None:
     """(the index or read line, why) when no table can fix the QEMU-like layouts up
     to ``n_max`` CPUs; None when the table can be where the fix goes."""
     count = t.profile.count
+    # the layouts of one build and stride share IDs, and a probe reads only the build's
+    # bindings (cfg.env), never the threads per core: each ID is probed once per build
+    known: dict[tuple, tuple | None] = {}
     for cfg in t.configs(tuple(v for v in t.profile.nr_cpus_values if v <= n_max),
                          layouts=True):
         if not cfg.qemu_like:
@@ -119,7 +122,8 @@ def fault_line(t: model.Tree, s: Shape, n_max: int) -> tuple[int, str] | None:
         n = t.macro(count, cfg)
         seen: dict[tuple, int] = {}
         for vid in model.layout(cfg.stride, cfg.threads, n, t.id_space(cfg)):
-            p = probe(s, cfg, vid)
+            key = (cfg.nr_cpus, cfg.stride, vid)
+            p = known[key] if key in known else known.setdefault(key, probe(s, cfg, vid))
             if p is None:
                 return None
             base, entry, fired = p

@@ -24,6 +24,7 @@ def capacity(rule, facts: Facts) -> Iterator[Finding]:
         if cp is None:
             continue
         found: dict[tuple, Finding] = {}
+        clean: set = set()  # builds a sweep found clean: the next sweep skips them
         # A shortfall in one of the profile's common builds is the rule's finding; one
         # only in other builds the Kconfig allows (when the common ones are clean) is the
         # documented 'uncommon_build' case.
@@ -31,10 +32,11 @@ def capacity(rule, facts: Facts) -> Iterator[Finding]:
             if found:  # the other builds only speak when the common ones are clean
                 break
             for cfg in cfgs:
-                if not cfg.qemu_like:
+                if not cfg.qemu_like or cfg in clean:
                     continue
                 short = _shortfall(t, cp, cfg, facts)
                 if short is None:
+                    clean.add(cfg)
                     continue
                 created, n, vid, why, where, notes = short
                 if where in found and found[where].counterexample["values"]["vcpus"] <= created:

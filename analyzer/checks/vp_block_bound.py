@@ -27,7 +27,7 @@ class Sink:
     function: str
     guards: tuple  # (function, path, guard) on the way, in order
     run: object  # (cfg, vid, extra) -> (admitted, index | None)
-    score: object  # (cfg, vid, extra) -> index | None, the computation alone
+    score: object  # (cfg, ids, extra) -> [index | None per ID], the computation alone
     notes: object  # vid -> tuple[Note, ...]
 
 
@@ -155,8 +155,8 @@ def _raw_sinks(rule, t, entry) -> Iterator[Sink]:
         yield Sink(f"{entry.function}() → {cparse.text(add)}", fact.path, line,
                    entry.function, tuple((entry.function, fact.path, g) for g in gs),
                    _raw_runner(t, entry.function, names, flow, pointers, gs, other[0], line),
-                   _raw_runner(t, entry.function, names, flow, pointers, (), other[0], line,
-                               score=True),
+                   _scores(_raw_runner(t, entry.function, names, flow, pointers, (),
+                                       other[0], line, score=True)),
                    lambda vid, gs=gs, line=line: tuple(
                        Note(fact.path, g.line, f"'{g.text}' is "
                             f"{'true' if g.holds else 'false'} for {vid}", entry.function)
@@ -219,7 +219,8 @@ def _overflow(rule, t, sink: Sink, size_text):
 def _indices(t, sink: Sink, cfg, ids, extra) -> list[tuple[int, int]]:
     """(VP index, ID) for every ID, highest first, as the VP computation alone gives it
     (no guard applied): only IDs at or beyond the block need the whole path."""
-    out = [(v, vid) for vid in ids if (v := sink.score(cfg, vid, extra)) is not None]
+    out = [(v, vid) for vid, v in zip(ids, sink.score(cfg, ids, extra), strict=True)
+           if v is not None]
     out.sort(key=lambda p: (-p[0], p[1]))
     return out
 
@@ -228,9 +229,12 @@ def _helper_score(t, hop):
     target = t.compiled(hop.callee)
     n = len(t.facts.functions[hop.callee].params)
 
-    def score(cfg, vid, extra):
-        args = [0] * n
-        args[hop.arg_index] = vid
-        r = target(*args, env=cfg.env(**extra))
-        return None if r.crashed or r.events else r.value
+    def score(cfg, ids, extra):  # every ID in one call of the compiled helper
+        return [None if r.crashed or r.events else r.value
+                for r in target.over([0] * n, hop.arg_index, ids, cfg.env(**extra))]
     return score
+
+
+def _scores(one):
+    """A per-ID score run over a list of IDs."""
+    return lambda cfg, ids, extra: [one(cfg, vid, extra) for vid in ids]

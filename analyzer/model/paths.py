@@ -12,7 +12,7 @@ along the path holds, evaluated with the tree's own code by the model.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from ..c import guards
 from ..c import macros as cmacros
@@ -735,8 +735,25 @@ class CreatePath:
     flow: IdFlow | None = None
     prefix: tuple = ()  # guards.Guard of the entry before it hands the ID on
     index_names: tuple[str, ...] = ()  # other names of the index (the callee's parameter)
+    # Slots already computed, per (config, ID): capacity, vcore-index, id-bound-mismatch
+    # and collision-crash sweep the same IDs of the same builds on one shared path, and
+    # the paths to two accesses after the same guards and index share them (create_path).
+    slots: dict = field(default_factory=dict, repr=False, compare=False)
 
     def slot(self, config: model.Config, vid: int) -> Slot:
+        key = (config, vid)
+        got = self.slots.get(key)
+        if got is None:
+            got = self.slots[key] = self._slot(config, vid)
+        return got
+
+    def slot_inputs(self) -> tuple:
+        """Everything :meth:`slot` reads (the access's own line is not among them)."""
+        return (self.function, self.index_var, self.entry_names, self.assignments,
+                self.site_guards, self.pointers, self.flow.field, self.prefix,
+                self.index_names)
+
+    def _slot(self, config: model.Config, vid: int) -> Slot:
         env = dict(_base_env(self.pointers, config, ()))
         for n in self.entry_names:
             env[n] = vid
@@ -832,7 +849,18 @@ def handoff(t: model.Tree, entry: Entry, targets: set[str]) -> Handoff | None:
 
 def create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | None:
     """Slice the create path at an access of the VCORE table (default: its first read),
-    in the entry point or in the function it hands the work on to."""
+    in the entry point or in the function it hands the work on to. Sliced once per tree:
+    the rules that ask for the same path share it and the slots it has computed."""
+    def make():
+        cp = _create_path(t, entry, site_fact)
+        if cp is None:
+            return None
+        shared = t._once(("slots", cp.slot_inputs()), dict)
+        return cp if shared is cp.slots else replace(cp, slots=shared)
+    return t._once(("create_path", entry, site_fact), make)
+
+
+def _create_path(t: model.Tree, entry: Entry, site_fact=None) -> CreatePath | None:
     hand = None
     own = _own_sites(t, entry.function)
     if site_fact is None and not any(not s.is_write for s in own):
