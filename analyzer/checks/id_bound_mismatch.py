@@ -138,14 +138,16 @@ def _last_name(text: str) -> str:
     return text.strip("() ").split("->")[-1].split(".")[-1].strip()
 
 
-def _result_bounds(t, name: str) -> list[str]:
+def _result_bounds(t, name: str, depth: int = 3) -> list[str]:
     """What a function checks its returned value against: the other side of each
     ordering comparison of a local it returns (``packed >= KVM_MAX_VCPUS``), when the
-    configuration alone decides that side."""
+    configuration alone decides that side; through a tree function whose result it
+    returns (``return tail(packed);``: a function split in two)."""
     fn, _ = t.program.functions[name]
-    returned = {cparse.text(cparse.strip_parens(r.named_children[0]))
-                for r in cparse.captures("(return_statement) @r", fn).get("r", [])
-                if r.named_children}
+    results = [cparse.strip_parens(r.named_children[0])
+               for r in cparse.captures("(return_statement) @r", fn).get("r", [])
+               if r.named_children]
+    returned = {cparse.text(r) for r in results}
     out = []
     for cmp in cparse.captures("(binary_expression) @b", fn).get("b", []):
         if cmp.child_by_field_name("operator").type not in ("<", "<=", ">", ">="):
@@ -156,6 +158,11 @@ def _result_bounds(t, name: str) -> list[str]:
                 text = " ".join(cparse.text(other).split())
                 if space.config_decided(t, text):
                     out.append(text)
+    for r in results:
+        callee = r.child_by_field_name("function") if r.type == "call_expression" else None
+        name2 = cparse.text(callee) if callee is not None else None
+        if depth and name2 != name and name2 in t.program.functions:
+            out += _result_bounds(t, name2, depth - 1)
     return out
 
 
