@@ -138,16 +138,23 @@ def _last_name(text: str) -> str:
     return text.strip("() ").split("->")[-1].split(".")[-1].strip()
 
 
-def _result_bounds(t, name: str, depth: int = 3) -> list[str]:
+def _result_bounds(t, name: str, depth: int = 3, returned: set | None = None) -> list[str]:
     """What a function checks its returned value against: the other side of each
-    ordering comparison of a local it returns (``packed >= KVM_MAX_VCPUS``), when the
-    configuration alone decides that side; through a tree function whose result it
-    returns (``return tail(packed);``: a function split in two)."""
+    ordering comparison of a value it returns (``packed >= KVM_MAX_VCPUS``), when the
+    configuration alone decides that side. Through the tree's functions: the one whose
+    result it returns (``return tail(packed);``, a function split in two; the value
+    handed to it counts as returned) and a predicate it asks about the value
+    (``if (too_big(packed))``)."""
     fn, _ = t.program.functions[name]
     results = [cparse.strip_parens(r.named_children[0])
                for r in cparse.captures("(return_statement) @r", fn).get("r", [])
                if r.named_children]
-    returned = {cparse.text(r) for r in results}
+    calls = [r for r in results if r.type == "call_expression"
+             and cparse.text(r.child_by_field_name("function")) in t.program.functions]
+    if returned is None:
+        returned = {cparse.text(r) for r in results} | {
+            cparse.text(cparse.strip_parens(a)) for c in calls
+            for a in c.child_by_field_name("arguments").named_children}
     out = []
     for cmp in cparse.captures("(binary_expression) @b", fn).get("b", []):
         if cmp.child_by_field_name("operator").type not in ("<", "<=", ">", ">="):
@@ -158,11 +165,25 @@ def _result_bounds(t, name: str, depth: int = 3) -> list[str]:
                 text = " ".join(cparse.text(other).split())
                 if space.config_decided(t, text):
                     out.append(text)
-    for r in results:
-        callee = r.child_by_field_name("function") if r.type == "call_expression" else None
-        name2 = cparse.text(callee) if callee is not None else None
-        if depth and name2 != name and name2 in t.program.functions:
-            out += _result_bounds(t, name2, depth - 1)
+    if depth:
+        out += _bounds_in_callees(t, name, fn, depth, returned, calls)
+    return out
+
+
+def _bounds_in_callees(t, name: str, fn, depth: int, returned: set, calls: list) -> list[str]:
+    out = []
+    for call in cparse.captures("(call_expression) @c", fn).get("c", []):
+        callee = cparse.text(call.child_by_field_name("function"))
+        if callee == name or callee not in t.program.functions:
+            continue
+        params = t.facts.functions[callee].params if callee in t.facts.functions else ()
+        args = [cparse.text(cparse.strip_parens(a))
+                for a in call.child_by_field_name("arguments").named_children]
+        handed = {params[i] for i, a in enumerate(args) if a in returned and i < len(params)}
+        if call in calls:
+            out += _result_bounds(t, callee, depth - 1)
+        elif handed:
+            out += _result_bounds(t, callee, depth - 1, handed)
     return out
 
 

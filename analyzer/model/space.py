@@ -174,7 +174,7 @@ def _exprs(t) -> tuple[tuple[str, ...], bool]:
         if cp is not None:
             conds += [g.cond for g in cp.site_guards]
             conds += [g.cond for gs, _, _, _ in cp.assignments for g in gs]
-    conds += [t.program.functions[n][0] for n in sorted(targets)]
+    conds += [t.program.functions[n][0] for n in sorted(_with_callees(t, targets))]
     bits = False
     for node in conds:
         for text, bit in _sides(node):
@@ -183,6 +183,19 @@ def _exprs(t) -> tuple[tuple[str, ...], bool]:
     if found.allocation is not None:
         out[found.allocation.size_text] = None
     return tuple(e for e in out if _config_only(e, _names(t))), bits
+
+
+def _with_callees(t, names: set[str], depth: int = 3) -> set[str]:
+    """``names`` and the tree functions they call, ``depth`` calls deep: a comparison
+    moved into a helper (``if (too_big(block))``) still bounds the packing function."""
+    out, todo = set(names), set(names)
+    for _ in range(depth):
+        calls = {cparse.text(c) for n in todo for c in cparse.captures(
+            "(call_expression function: (identifier) @f)", t.program.functions[n][0]
+        ).get("f", [])}
+        todo = {c for c in calls if c in t.program.functions} - out
+        out |= todo
+    return out
 
 
 def _names(t) -> set[str]:
