@@ -47,19 +47,25 @@ def mutant(realtree: Path, path: str, old: str, new: str) -> source.Snapshot:
 
 def test_real_findings_are_the_three_reachable_warns(realtree: Path) -> None:
     found = [f for f in run(source.from_directory(realtree)) if f.severity != "info"]
-    # located at the check that should refuse the ID: the create path's packing call,
-    # and kvmppc_xive_vcpu_id_valid() for both interrupt-device connects
+    # located at the check that should refuse the ID: the create path's bound on the ID,
+    # and kvmppc_xive_vcpu_id_valid()'s comparison for both interrupt-device connects
     assert sorted((f.rule, f.path, f.function, f.counterexample["entry"]) for f in found) == [
         ("pack-domain", HV_C, "kvmppc_core_vcpu_create_hv", "kvmppc_core_vcpu_create_hv"),
         ("pack-domain", XIVE_C, "kvmppc_xive_vcpu_id_valid", "kvmppc_xive_connect_vcpu"),
         ("pack-domain", XIVE_C, "kvmppc_xive_vcpu_id_valid",
          "kvmppc_xive_native_connect_vcpu"),
     ]
+    lines = {p: (realtree / p).read_text().splitlines() for p in (HV_C, XIVE_C)}
     for f in found:
         ce = f.counterexample
         n, stride, (vid,) = ce["NR_CPUS"], ce["emul_smt_mode"], ce["ids"]
         value, warn = pack_612(n, stride, vid)
         assert warn is not None and value == 0, f
+        text = lines[f.path][f.line - 1]
+        assert ("if (id >= (KVM_MAX_VCPUS * kvm->arch.emul_smt_mode))" in text
+                if f.path == HV_C else "< xive->nr_servers" in text), text
+        # the call that hands the ID on stays on the path, as a note
+        assert any("kvmppc_pack_vcpu_id() called with" in n.message for n in f.notes)
         assert f.notes[0].function == ce["entry"] and f.notes[-1].message.startswith("WARN")
         if f.function == "kvmppc_core_vcpu_create_hv":
             # generic KVM: id < KVM_MAX_VCPU_IDS = 8 * NR_CPUS; book3s_hv: id < NR_CPUS * stride
