@@ -37,10 +37,7 @@ def test_collision_crash_notes_walk_both_creations_to_the_bug_on() -> None:
     # the index is computed for each ID, with the value the sink sees
     computed = [m for m in msgs if re.search(rf" is {slot} for ({a}|{b})$", m)]
     assert len(computed) == 2
-    for n in f.notes:  # a quoted condition is on the line the note names
-        quoted = re.match(r"'([^']*)'", n.message)
-        if quoted:
-            assert quoted.group(1) in " ".join(_line(snap, n.path, n.line).split()), n
+    _quoted_on_its_line(snap, f)
     (taken,) = [n for n in f.notes if "already taken" in n.message]
     assert "vcores[" in _line(snap, taken.path, taken.line)
 
@@ -121,3 +118,44 @@ def test_a_bound_with_no_count_role_is_not_a_count() -> None:
     files = dict(snap.files, **{"arch/powerpc/kvm/book3s_xive.c": text.encode()})
     found = _run(Snapshot(snap.target, files), "id-bound-mismatch")
     assert [f.message.split(":")[1].split()[0] for f in found] == ["xive->nr_servers"]
+
+
+def _quoted_on_its_line(snap: Snapshot, f) -> None:
+    for n in f.notes:  # a quoted condition is on the line the note names
+        quoted = re.match(r"'([^']*)'", n.message)
+        if quoted:
+            assert quoted.group(1) in " ".join(_line(snap, n.path, n.line).split()), n
+
+
+def test_vcore_loop_notes_show_the_last_iteration() -> None:
+    snap = fixture_snapshot(FIXTURES / "rules" / "vcore-index" / "loop-bound")
+    (f,) = [f for f in _run(snap, "vcore-index") if f.key.startswith("loop:")]
+    top, size = f.counterexample["values"]["index"], f.counterexample["values"]["size"]
+    cond, access = f.notes
+    assert cond.message.startswith("'i < ") and f"i={top}" in cond.message
+    assert "for (" in _line(snap, cond.path, cond.line)
+    assert (access.path, access.line) == (f.path, f.line)
+    assert f"[{top}]" in access.message and f"{size} entries" in access.message
+    _quoted_on_its_line(snap, f)
+
+
+def test_vcore_loop_notes_follow_the_index_into_a_helper() -> None:
+    """The access moved into a helper called once from the loop: the call is a note."""
+    snap = fixture_snapshot(FIXTURES / "rules" / "vcore-index" / "loop-bound")
+    path = "arch/powerpc/kvm/book3s_hv.c"
+    src = snap.files[path].decode()
+    old = ("\t\tif (kvm->arch.vcores[i]) /* expect: vcore-index */\n"
+           "\t\t\tpr_info(\"vcore %d\\n\", i);\n")
+    assert old in src
+    helper = ("static void dump_one(struct kvm *kvm, int k)\n{\n"
+              "\tif (kvm->arch.vcores[k])\n\t\tpr_info(\"vcore %d\\n\", k);\n}\n\n")
+    src = src.replace(old, "\t\tdump_one(kvm, i);\n")
+    src = src.replace("static void kvmppc_dump_vcores", helper + "static void kvmppc_dump_vcores")
+    snap = snap.with_files({path: src.encode()}, "helper")
+    (f,) = [f for f in _run(snap, "vcore-index") if f.key.startswith("loop:")]
+    assert f.function == "dump_one"
+    cond, call, access = f.notes
+    assert cond.function == call.function == "kvmppc_dump_vcores"
+    assert "dump_one(kvm, i)" in _line(snap, call.path, call.line)
+    assert access.function == "dump_one" and (access.path, access.line) == (f.path, f.line)
+    _quoted_on_its_line(snap, f)

@@ -83,22 +83,38 @@ def _loops(rule, t, facts: Facts) -> Iterator[Finding]:
         loop = paths.loop_bound(t, sub)
         if loop is None:
             continue
-        var, bound_text, inclusive = loop
         for cfg in configs(rule, t):
             try:
-                bound = t.expr(bound_text)(env=cfg.env()).value
+                bound = t.expr(loop.bound)(env=cfg.env()).value
             except paths.EVAL_ERRORS:
                 break
             size = t.macro(size_name, cfg)
-            top = bound if inclusive else bound - 1
+            top = bound if loop.inclusive else bound - 1
             if top >= size:
+                table = table_field(rule, facts)
                 severity, message = rule.text(
-                    "loop", var=var, bound=bound_text, top=top, size=size_name, size_value=size,
-                    config=cfg.text(), table=table_field(rule, facts))
+                    "loop", var=loop.var, bound=loop.bound, top=top, size=size_name,
+                    size_value=size, config=cfg.text(), table=table)
                 yield Finding(rule.id, severity, sub.path, sub.line, sub.column, sub.function,
-                              message, key=f"loop:{var}:{bound_text}",
-                              counterexample=record(cfg, (), None, index=top, size=size))
+                              message, key=f"loop:{loop.var}:{loop.bound}",
+                              counterexample=record(cfg, (), None, index=top, size=size),
+                              notes=_loop_notes(facts, loop, sub, top, bound, size, table))
                 break
+
+
+def _loop_notes(facts: Facts, loop, sub, top: int, bound: int, size: int,
+                table: str) -> tuple[Note, ...]:
+    """The loop's last iteration as a path: its condition with the values, each call
+    that hands the variable on, the access past the table's end."""
+    op = "<=" if loop.inclusive else "<"
+    notes = [Note(facts.functions[loop.function].path, loop.line,
+                  f"'{loop.var} {op} {loop.bound}' is true for {loop.var}={top} "
+                  f"({loop.bound} = {bound})", loop.function)]
+    notes += [Note(facts.functions[fn].path, line, f"{callee}() called with {top}", fn)
+              for fn, line, callee in loop.hops]
+    notes.append(Note(sub.path, sub.line, f"{table}[{top}] accessed: the table has {size} "
+                      "entries", sub.function))
+    return tuple(notes)
 
 
 def _unpacked(t, cp: paths.CreatePath, pack: str):

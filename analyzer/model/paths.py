@@ -341,9 +341,22 @@ def _configuration_decides(t: model.Tree, text: str) -> bool:
 EVAL_ERRORS = (ceval.Unsupported, ceval.ModelError, ceval.Unbound)
 
 
-def loop_bound(t: model.Tree, sub) -> tuple[str, str, bool] | None:
-    """(variable, bound text, inclusive) when the access ``sub`` (facts.Subscript) is
-    indexed by the variable of an enclosing ``for (v = 0; v < B; v++)``."""
+@dataclass(frozen=True)
+class Loop:
+    """``for (var = 0; var < bound; var++)`` around a table access; ``hops`` are the
+    (function, line, callee) calls from the loop's function down to the access."""
+
+    var: str
+    bound: str
+    inclusive: bool
+    function: str
+    line: int
+    hops: tuple[tuple[str, int, str], ...] = ()
+
+
+def loop_bound(t: model.Tree, sub) -> Loop | None:
+    """The loop whose variable indexes the access ``sub`` (facts.Subscript), also from
+    the caller of a helper called once with the loop variable."""
     info = t.program.functions.get(sub.function or "")
     if info is None:
         return None
@@ -351,19 +364,22 @@ def loop_bound(t: model.Tree, sub) -> tuple[str, str, bool] | None:
     index = site and cparse.strip_parens(site.child_by_field_name("index"))
     if index is None or index.type != "identifier":
         return None
+    hops: list[tuple[str, int, str]] = []
     for _ in range(4):  # through helpers called once, with the loop in their caller
         var = cparse.text(index)
         found = _enclosing_loop(site, var)
         if found is not None:
-            return found
+            return Loop(*found, tuple(reversed(hops)))
         arg = _argument_of_only_call(site, var)
         if arg is None or arg.type != "identifier":
             return None
+        hops.append((cparse.function_name(cparse.enclosing_function(arg)),
+                     arg.start_point[0] + 1, cparse.function_name(cparse.enclosing_function(site))))
         site, index = arg, arg
     return None
 
 
-def _enclosing_loop(site, var: str) -> tuple[str, str, bool] | None:
+def _enclosing_loop(site, var: str) -> tuple[str, str, bool, str, int] | None:
     node = site.parent
     while node is not None and node.type != "function_definition":
         if node.type == "for_statement":
@@ -373,8 +389,10 @@ def _enclosing_loop(site, var: str) -> tuple[str, str, bool] | None:
                     cond.child_by_field_name("left")) == var:
                 op = cond.child_by_field_name("operator").type
                 if op in ("<", "<="):
-                    return var, " ".join(cparse.text(cond.child_by_field_name("right")).split()), \
-                        op == "<="
+                    bound = " ".join(cparse.text(cond.child_by_field_name("right")).split())
+                    return (var, bound, op == "<=",
+                            cparse.function_name(cparse.enclosing_function(site)),
+                            cond.start_point[0] + 1)
         node = node.parent
     return None
 
