@@ -470,7 +470,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     from .c import facts
     from .errors import InputError, ModelLimit
     from .limits import check
-    from .model import occupancy, roles
+    from .model import occupancy, roles, space
     from .model import packing as model
     from .sources import tree as source
 
@@ -480,18 +480,19 @@ def cmd_model(args: argparse.Namespace) -> int:
     if args.threads_per_subcore is not None:
         env = {**dict(prof.env), "threads_per_subcore": args.threads_per_subcore}
         prof = replace(prof, env=tuple(sorted(env.items())))
-    low, high = prof.nr_cpus_range
-    if not low <= args.nr_cpus <= high:
+    tree_path = args.tree or (None if args.rev else bundled_example())
+    snap = source.load(tree_path, rev=args.rev)
+    allowed = space.kconfig_range(snap.files, prof)  # the tree's own Kconfig, if it has it
+    if not allowed.low <= args.nr_cpus <= allowed.high:
         raise InputError(f"model: --nr-cpus {args.nr_cpus} is outside what the kernel's "
-                         f"configuration allows ({low}..{high})")
+                         f"configuration allows ({allowed.low}..{allowed.high}, "
+                         f"{allowed.source})")
     if (args.vcpus or 0) > args.stride * args.nr_cpus:
         raise InputError(f"model: --vcpus {args.vcpus} exceeds stride * NR_CPUS")
     # the table has one row per ID and the grid one cell per slot: bound both
     check("model_ids", args.nr_cpus, f"model: --nr-cpus {args.nr_cpus}")
     if args.vcpus:
         check("model_ids", args.vcpus, f"model: --vcpus {args.vcpus}")
-    tree_path = args.tree or (None if args.rev else bundled_example())
-    snap = source.load(tree_path, rev=args.rev)
     fx = facts.extract(snap, profile=prof)
     t = model.tree(fx, prof)
     pack = roles.find(fx, prof).pack

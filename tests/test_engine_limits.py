@@ -91,7 +91,7 @@ def test_each_file_is_hashed_once(monkeypatch) -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (("--nr-cpus", "100000000"), "--nr-cpus 100000000 is outside what the kernel's "
-                                 "configuration allows (2..8192)"),
+                                 "configuration allows (2..8192, profiles/powerpc-kvm-hv.toml)"),
     (("--nr-cpus", "16", "--vcpus", "1000"), "--vcpus 1000 exceeds stride * NR_CPUS"),
 ])
 def test_model_configuration_space_is_bounded(cli, argv, message) -> None:

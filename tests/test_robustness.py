@@ -155,7 +155,7 @@ def test_broken_pipe_keeps_the_findings_status() -> None:
 def test_model_configuration_space_is_bounded(cli) -> None:
     assert bad(cli, "model", "--nr-cpus", "100000000") == (
         "model: --nr-cpus 100000000 is outside what the kernel's configuration allows "
-        "(2..8192)")
+        "(2..8192, profiles/powerpc-kvm-hv.toml)")
     assert bad(cli, "model", "--nr-cpus", "16", "--stride", "8", "--vcpus", "99999") == (
         "model: --vcpus 99999 exceeds stride * NR_CPUS")
     assert bad(cli, "model", "--nr-cpus", "4096", "--stride", "8", "--vcpus", "20000") == (

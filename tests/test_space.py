@@ -214,3 +214,19 @@ def test_capacity_in_a_common_build_stays_the_rules_severity() -> None:
     snap = fixture_snapshot(FIXTURES / "rules" / "capacity" / "rfc-id-space")
     found = [f for f in _run(snap, ["capacity"]) if f.rule == "capacity"]
     assert found and all(f.severity == "warning" for f in found)
+
+
+def test_model_takes_the_builds_from_the_trees_kconfig(cli, tmp_path) -> None:
+    """``vpcheck model --nr-cpus`` accepts what the tree's own Kconfig allows."""
+    snap = fixture_snapshot(TREE)
+    for path, data in snap.files.items():
+        if path == KCONFIG:
+            data = data.decode().replace("range 2 8192 if SMP", "range 4 16 if SMP").encode()
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(data)
+    rc, out, err = cli("model", "--tree", str(tmp_path), "--nr-cpus", "32")
+    assert rc == 2 and out == "" and err == (
+        f"vpcheck: error: model: --nr-cpus 32 is outside what the kernel's configuration "
+        f"allows (4..16, {KCONFIG})\n")
+    rc, out, _ = cli("model", "--tree", str(tmp_path), "--nr-cpus", "16")
+    assert rc in (0, 1) and out
