@@ -159,3 +159,30 @@ def test_vcore_loop_notes_follow_the_index_into_a_helper() -> None:
     assert "dump_one(kvm, i)" in _line(snap, call.path, call.line)
     assert access.function == "dump_one" and (access.path, access.line) == (f.path, f.line)
     _quoted_on_its_line(snap, f)
+
+
+def _rfc_pack(n: int, stride: int, vid: int) -> int | None:
+    """The RFC's kvmppc_pack_vcpu_id by hand (KVM_MAX_VCPUS = NR_CPUS); None: BUG_ON."""
+    block = (vid // n) * (8 // stride)
+    if block >= 8:
+        return None
+    packed = vid % n + [0, 4, 2, 6, 1, 5, 3, 7][block]
+    return packed if packed < n else None
+
+
+def test_raw_vp_base_counterexample_is_a_server_the_helper_packs_elsewhere() -> None:
+    snap = fixture_snapshot(RFC)
+    found = _run(snap, "xive-raw-vp-base")
+    assert found
+    for f in found:
+        ce = f.counterexample
+        n, stride, (server,) = ce["NR_CPUS"], ce["emul_smt_mode"], ce["ids"]
+        offset = ce["values"]["vp_offset"]
+        assert _rfc_pack(n, stride, server) == offset != server and offset < n
+        # the smallest such server in the smallest such build
+        assert all(_rfc_pack(n, stride, s) in (None, s) for s in range(server))
+        assert all(_rfc_pack(m, st, s) in (None, s) for m in range(2, n)
+                   for st in (1, 2, 4, 8) for s in range(16 * m))
+        (note,) = f.notes
+        assert "return xive->vp_base + kvmppc_pack_vcpu_id(" in _line(snap, note.path, note.line)
+        assert f"server {server} is VP base + {offset}" in f.message

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterator
 
 from ..c import defines
 from ..c import parse as cparse
 from ..c.facts import Facts, Macro, VpAddition, VpHelper, is_field
-from ..findings import Finding
+from ..errors import ModelLimit
+from ..findings import Finding, Note
 from ..fixes import replacement_diff
-from ..model import roles
+from ..model import paths, roles
+from ._common import configs, record, tree
 from .registry import check
 
 
@@ -43,6 +46,7 @@ def raw_block_base(rule, facts: Facts) -> Iterator[Finding]:
     if not helpers:
         return
     names = {h.name for h in helpers} | {m.name for m in raw_macros}
+    examples: dict[str, tuple | None] = {}
     additions = list(facts.all("vp_additions")) + list(_macro_uses(facts, raw_macros))
     for add in sorted(additions, key=lambda a: (a.path, a.start_byte)):
         if add.function in names:
@@ -60,8 +64,64 @@ def raw_block_base(rule, facts: Facts) -> Iterator[Finding]:
         message = rule.message.format(expr=" ".join(add.expr.split()), helper=helper.name)
         if visible is None:
             message += f" (defined in {helper.path}, not visible here)"
+        if helper.name not in examples:
+            examples[helper.name] = _example(rule, facts, helper, fld)
+        ex = examples[helper.name]
+        if ex is None:
+            yield Finding(rule.id, rule.severity, add.path, add.line, add.column,
+                          add.function, message, key=add.expr, fix=fix)
+            continue
+        cfg, server, offset, count = ex
+        message += f": with {cfg.text()}, server {server} is VP base + {offset} " \
+            f"({helper.name}())"
+        if _PLAIN.fullmatch(" ".join(add.offset.split())):  # the sum adds the number as is
+            message += f", not base + {server}" + (
+                f", beyond the {count} VPs a VM's block holds" if server >= count else "")
         yield Finding(rule.id, rule.severity, add.path, add.line, add.column, add.function,
-                      message, key=add.expr, fix=fix)
+                      message, key=add.expr, fix=fix,
+                      counterexample=record(cfg, (server,), None, vp_offset=offset,
+                                            count=count),
+                      notes=(Note(helper.path, _return_line(facts, helper.name, fld),
+                                  f"{helper.name}() gives VP base + {offset} for server "
+                                  f"{server}", helper.name),))
+
+
+def _return_line(facts: Facts, name: str, fld: str) -> int:
+    """The line of the helper's ``return`` that adds the VP base (else its first line)."""
+    fn = facts.functions[name]
+    body = facts.snapshot.files[fn.path][fn.start_byte:fn.end_byte].decode("utf-8", "replace")
+    for k, text in enumerate(body.splitlines()):
+        if "return" in text and fld in text:
+            return fn.line + k
+    return fn.line
+
+
+# an offset that is the server number itself: a name or field, maybe cast or in parens
+_PLAIN = re.compile(r"\(*\s*(?:\(\s*\w+\s*\)\s*)?\(*[\w.>-]+\)*")
+
+
+def _example(rule, facts: Facts, helper: VpHelper, fld: str):
+    """(configuration, server, the helper's offset, the count) of the smallest build and
+    server number that the helper maps, without a WARN, to a VP other than its own
+    number inside the count: a server a VM can connect, whose VP the raw sum misses.
+    None when the helper is a macro or the model cannot run it."""
+    if helper.name not in facts.functions:
+        return None
+    t = tree(rule, facts)
+    try:
+        fn = t.compiled(helper.name)
+        for cfg in configs(rule, t):
+            count = t.macro(rule.profile.count, cfg)
+            servers = range(16 * cfg.nr_cpus)
+            args = [0] * len(facts.functions[helper.name].params)
+            results = fn.over(args, helper.offset_param, servers, cfg.env(**{fld: 0}))
+            for server, r in zip(servers, results, strict=True):
+                if not r.events and not r.crashed and r.value != server and \
+                        0 <= r.value < count:
+                    return cfg, server, r.value, count
+    except (ModelLimit, *paths.EVAL_ERRORS):  # the finding stands without an example
+        return None
+    return None
 
 
 def _vp_macros(facts: Facts, fld: str) -> tuple[list[VpHelper], list[Macro]]:
