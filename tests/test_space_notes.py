@@ -186,3 +186,29 @@ def test_raw_vp_base_counterexample_is_a_server_the_helper_packs_elsewhere() -> 
         (note,) = f.notes
         assert "return xive->vp_base + kvmppc_pack_vcpu_id(" in _line(snap, note.path, note.line)
         assert f"server {server} is VP base + {offset}" in f.message
+
+
+def test_capacity_id_space_notes_show_generic_kvm_refusing_the_id() -> None:
+    snap = fixture_snapshot(RFC)
+    (f,) = [f for f in _run(snap, "capacity") if "refused by" in f.message]
+    ce = f.counterexample
+    (vid,) = ce["ids"]
+    check, sizes = f.notes
+    assert check.function == "kvm_vm_ioctl_create_vcpu" and f"true for {vid}" in check.message
+    _quoted_on_its_line(snap, f)
+    assert _line(snap, sizes.path, sizes.line).startswith("#define KVM_MAX_VCORES")
+    vcores = int(re.search(r" is (\d+) with", sizes.message).group(1))
+    # KVM_MAX_VCPU_ID = threads_per_subcore * KVM_MAX_VCORES, and the ID is at its end
+    assert "(threads_per_subcore * KVM_MAX_VCORES)" in _line(snap, f.path, f.line)
+    assert vid == ce["threads_per_subcore"] * vcores
+
+
+def test_capacity_names_the_early_return_that_turns_the_id_away() -> None:
+    """An early return before every assignment of the VCORE index is the refusing check."""
+    snap = fixture_snapshot(FIXTURES / "rules" / "pack-domain" / "early-return")
+    (f,) = _run(snap, "capacity")
+    (vid,) = f.counterexample["ids"]
+    text = _line(snap, f.path, f.line)
+    assert text.strip() == "if (id >= KVM_MAX_VCPUS)"
+    assert f"by the check at line {f.line}" in f.message
+    assert vid >= f.counterexample["NR_CPUS"]  # KVM_MAX_VCPUS = NR_CPUS refuses it

@@ -3,8 +3,10 @@ the profile's count of vCPUs; reported at the check or definition that stops it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
+from ..c import parse as cparse
 from ..c.facts import Facts
 from ..findings import Finding, Note, without_lines
 from ..model import packing as model
@@ -75,7 +77,7 @@ def _shortfall(t: model.Tree, cp: paths.CreatePath, cfg: model.Config, facts: Fa
             name = t.first_macro(prof.id_space)
             d = t.defines[name]
             return len(used), n, vid, f"ID {vid} is refused by {name} = {limit} ({d.value})", \
-                (d.path, d.line, None), ()
+                (d.path, d.line, None), _id_space_notes(t, cfg, name, vid, cp.function)
         slot = cp.slot(cfg, vid)
         if slot.events:
             ev = slot.events[0]
@@ -100,3 +102,41 @@ def _shortfall(t: model.Tree, cp: paths.CreatePath, cfg: model.Config, facts: Fa
                          fn.name),)
         used.add(slot.index)
     return None
+
+
+def _id_space_notes(t: model.Tree, cfg: model.Config, name: str, vid: int,
+                    entry: str) -> tuple[Note, ...]:
+    """Why ``vid`` never gets to the entry: generic KVM's comparison with the ID-space
+    macro (the first ``if`` that compares with it outside the profile's entry points),
+    then the macros that size it, with their values in this build."""
+    out = []
+    skip = {e.function for e in t.profile.entries}
+    for fn_name, line, text in _comparisons_with(t.facts, name):
+        if fn_name not in skip:
+            out.append(Note(t.facts.functions[fn_name].path, line, f"'{text}' is true for "
+                            f"{vid}: {entry}() is never called", fn_name))
+            break
+    for sub in dict.fromkeys(re.findall(r"\b[A-Z_][A-Z0-9_]+\b", t.defines[name].value)):
+        d = t.defines.get(sub)
+        if d is None:
+            continue
+        try:
+            value = t.macro(sub, cfg)
+        except paths.EVAL_ERRORS:
+            continue
+        out.append(Note(d.path, d.line, f"{sub} is {value} with {cfg.text()}", None))
+    return tuple(out)
+
+
+def _comparisons_with(facts: Facts, name: str) -> Iterator[tuple[str, int, str]]:
+    """(function, line, condition) of each ``if`` whose condition compares with ``name``."""
+    for fn in facts.functions.values():
+        data = facts.snapshot.files[fn.path]
+        if name.encode() not in data[fn.start_byte:fn.end_byte]:
+            continue
+        root = cparse.parse(data, facts.files[fn.path].blob).root_node
+        node = root.descendant_for_byte_range(fn.start_byte, fn.end_byte)
+        for cond in cparse.captures("(if_statement condition: (_) @c)", node).get("c", []):
+            text = " ".join(cparse.text(cparse.strip_parens(cond)).split())
+            if re.search(rf"[<>]=?\s*\(?{re.escape(name)}\b", text):
+                yield fn.name, cond.start_point[0] + 1, text

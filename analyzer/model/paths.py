@@ -790,7 +790,7 @@ class CreatePath:
                 index = r.value
                 break
         if index is None:
-            return Slot(False, None, events)
+            return Slot(False, None, events, self._refusing(env) if not events else None)
         for name in (self.index_var, *self.index_names):
             env[name] = index
         for g in self.site_guards:
@@ -800,6 +800,16 @@ class CreatePath:
 
     def _holds(self, guard, env) -> bool:
         return holds(self.tree, guard, env, self.flow, self.function)
+
+    def _refusing(self, env) -> int | None:
+        """The line of the first guard that every assignment of the index sits under
+        and that the ID fails (an early return before them all), if there is one."""
+        common = set.intersection(*({(g.line, g.text) for g in a[0]}
+                                    for a in self.assignments)) if self.assignments else ()
+        for g in self.assignments[0][0] if common else ():
+            if (g.line, g.text) in common and not self._holds(g, env):
+                return g.line
+        return None
 
 
 def _own_sites(t: model.Tree, function: str) -> list:
