@@ -37,8 +37,8 @@ def _disagreements(rule, facts: Facts) -> Iterator[Finding]:
     for entry in entries(rule, facts):
         if entry is create:
             continue
-        routes = paths.find(t, entry.function, paths.entry_names_of(t, entry),
-                            set(roles.vp_helpers), id_field=entry.id_field)
+        # the same paths every rule follows (the profile's lookups trusted)
+        routes = list(space.find(t, entry, set(roles.vp_helpers)))
         hit = routes and _first_refused(rule, t, cp, routes)
         if not hit:
             continue
