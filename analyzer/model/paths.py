@@ -580,8 +580,13 @@ def lookup_calls(t: model.Tree, sanitizers: frozenset[str]) -> frozenset[str]:
 
     def make():
         out = set(sanitizers)
-        for name, (fn, _) in t.program.functions.items():
-            ret = _only_return(fn)
+        functions = t.program.functions
+        unexpanded = getattr(functions, "unexpanded", lambda n: functions[n][0])
+        for name in functions:
+            # expanding macros changes no statement: only a one-statement body is expanded
+            if _only_return(unexpanded(name)) is None:
+                continue
+            ret = _only_return(functions[name][0])
             if ret is not None and any(
                     cparse.text(c.child_by_field_name("function")) in sanitizers
                     for c in cparse.captures("(call_expression function: (identifier)) @c",
