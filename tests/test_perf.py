@@ -315,3 +315,56 @@ def test_shared_slots_are_the_slots() -> None:
                         assert path.slot(cfg, vid) == fresh._slot(cfg, vid), (cfg, vid)
                         checked += 1
     assert checked and shared
+
+
+# --- macros expanded in a function on first use ---------------------------------------
+
+
+def _mini_tree(tmp_path: Path):
+    src = tmp_path / "arch/powerpc/kvm/book3s_hv.c"
+    src.parent.mkdir(parents=True)
+    src.write_text("#define KVM_MAX_VCPUS 8\n#define TWICE(x) ((x) * 2)\n"
+                   "static int f(int id)\n{\n\treturn TWICE(id) < KVM_MAX_VCPUS;\n}\n"
+                   "static int g(int id)\n{\n\treturn id;\n}\n")
+    return packing.tree(facts.extract(source.from_directory(tmp_path)), profile.load())
+
+
+def test_macros_are_expanded_on_first_use_once(tmp_path: Path) -> None:
+    """The program knows every function without expanding any; a function is expanded
+    (re-parsed) when first read, once, and what it reads as is cpp's expansion."""
+    t = _mini_tree(tmp_path)
+    fns = t.program.functions
+    assert set(fns) == {"f", "g"} and len(fns) == 2 and "f" in fns and "h" not in fns
+    assert not fns._done  # nothing expanded yet
+    node, _ = fns["f"]
+    assert b"TWICE" not in node.text and b"((id) * 2)" in node.text
+    assert fns["f"][0] is node  # the second read is the cached expansion
+    assert set(fns._done) == {"f"}
+    assert t.compiled("f")(3).value == 1 and t.compiled("f")(4).value == 0
+    assert set(fns._done) == {"f"}  # compiling f did not expand g
+    added = fns | {"h": fns["g"]}  # an overlay (an expression compiled in the program)
+    assert set(added) == {"f", "g", "h"} and added["f"][0] is node and "h" not in fns
+
+
+def test_expanded_on_use_is_expanded_up_front() -> None:
+    """On the bundled trees, after every check ran, each function the checks read is what
+    expanding every function up front (the former model) gave, and most were never read."""
+    from analyzer import checks, ruleset
+    from analyzer.c import defines, macros
+
+    prof = profile.load()
+    for name in ("pre-rfc", "rfc-applied"):
+        fx = facts.extract(source.from_directory(FIXTURES / "trees" / name))
+        t = packing.tree(fx, prof)
+        checks.run(ruleset.select(), fx)
+        fns = t.program.functions
+        active = {f.name for f in fx.functions.values()
+                  if defines.active(f.conds, prof.kconfig, prof.arch_defined)}
+        assert set(fns) == active
+        assert 0 < len(fns._done) < len(fns) / 2
+        for fname, (node, src) in fns._done.items():
+            f = fx.functions[fname]
+            eager = macros.expand_function(fx.node(fname), fx.snapshot.files[f.path],
+                                           t.program.macros, fx.functions)
+            assert (node.text, node.start_point, src) == (eager[0].text, eager[0].start_point,
+                                                         eager[1])
