@@ -238,6 +238,14 @@ def reaching(site, name: str, through_calls: bool = True) -> list:
     for an update such as ``x++``). A parameter never assigned in its function, of a
     function called from exactly one place in its file (a ``static`` helper or the
     second half of a function split in two), reads as the argument of that call."""
+    return list(_reaching(site, name, through_calls))
+
+
+# A guard or an index that reads a local asks this for every ID and build it runs
+# (a data-flow analysis of the function each time). A node keeps its tree alive, so
+# the cache is kept small.
+@functools.lru_cache(maxsize=256)
+def _reaching(site, name: str, through_calls: bool) -> tuple:
     out = []
     for node, _ in guards.reaching_assignments(site, name):
         if node.type == "update_expression":
@@ -248,8 +256,8 @@ def reaching(site, name: str, through_calls: bool = True) -> list:
     if not out and through_calls:
         arg = _argument_of_only_call(site, name)
         if arg is not None:
-            return [arg]
-    return out
+            return (arg,)
+    return tuple(out)
 
 
 def _argument_of_only_call(site, name: str):
