@@ -368,3 +368,24 @@ def test_expanded_on_use_is_expanded_up_front() -> None:
                                            t.program.macros, fx.functions)
             assert (node.text, node.start_point, src) == (eager[0].text, eager[0].start_point,
                                                          eager[1])
+
+
+def test_reaching_assignments_are_remembered_and_handed_out_fresh() -> None:
+    """A guard's local asks for the assignments that reach it once per node, not once per
+    ID and build; each caller gets its own list, equal to a fresh analysis."""
+    from analyzer.c import guards
+    from analyzer.model import paths
+
+    src = (b"int f(int id)\n{\n\tint core = id * 2;\n\tif (core < 8)\n\t\treturn core;\n"
+           b"\treturn 0;\n}\n")
+    root = cparse.parse(src).root_node
+    site = cparse.captures("(return_statement) @r", root)["r"][0]
+    paths._reaching.cache_clear()
+    first = paths.reaching(site, "core")
+    assert [cparse.text(r) for r in first] == ["id * 2"]
+    assert [cparse.text(n.child_by_field_name("value")) for n, _ in
+            guards.reaching_assignments(site, "core")] == ["id * 2"]
+    first.append(None)  # a caller's list is its own
+    again = paths.reaching(site, "core")
+    assert [cparse.text(r) for r in again] == ["id * 2"]
+    assert paths._reaching.cache_info().hits == 1
