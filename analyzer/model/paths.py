@@ -605,11 +605,20 @@ def lookup_calls(t: model.Tree, sanitizers: frozenset[str]) -> frozenset[str]:
 
 
 def _only_return(fn):
-    """The expression of a body that is exactly ``return E;``."""
-    body = [c for c in fn.child_by_field_name("body").named_children if c.type != "comment"]
-    if len(body) != 1 or body[0].type != "return_statement" or not body[0].named_children:
+    """The expression of a body that is exactly ``return E;`` (asked of every function of
+    the tree: the statements are looked at up to the second one only)."""
+    body = fn.child_by_field_name("body")
+    stmt = None
+    for i in range(body.named_child_count):
+        c = body.named_child(i)
+        if c.type == "comment":
+            continue
+        if stmt is not None:
+            return None
+        stmt = c
+    if stmt is None or stmt.type != "return_statement" or not stmt.named_children:
         return None
-    return body[0].named_children[0]
+    return stmt.named_children[0]
 
 
 def _unfold(t: model.Tree | None, call):
