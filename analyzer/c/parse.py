@@ -194,6 +194,7 @@ SAME_PATTERN: dict[str, tuple[str, dict[str, str]]] = {
     "(call_expression function: (identifier)) @c": (_CALL, {"c": "c"}),
     "(field_expression argument: (identifier) @obj)": (
         "(field_expression argument: (identifier) @o)", {"o": "obj"}),
+    "(subscript_expression) @n": ("(subscript_expression) @s", {"s": "n"}),
 }
 
 
