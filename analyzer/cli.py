@@ -220,15 +220,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     from . import checks, ruleset
     from .c import facts
     from .report import Result, render
-    from .sources import gitread
     from .sources import tree as source
 
     if args.remote is not None and (args.path or args.rev):
         raise SystemExit(_fail("check: --remote cannot be combined with PATH or --rev"))
     selected = ruleset.select(args.rule, args.skip)
     t0 = time.perf_counter()
-    snap = gitread.from_remote(args.remote, args.ref or "HEAD") if args.remote is not None \
-        else source.load(args.path, rev=args.rev)
+    if args.remote is not None:
+        from .sources import gitread  # only a remote needs it at start-up
+
+        snap = gitread.from_remote(args.remote, args.ref or "HEAD")
+    else:
+        snap = source.load(args.path, rev=args.rev)
     fx = facts.extract(snap, ruleset.tokens(selected))
     found = _threshold(checks.run(selected, fx), args.severity)
     summary = {"files": len(snap.files), "parsed": fx.parsed_files,

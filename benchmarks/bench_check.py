@@ -73,6 +73,38 @@ def measure(*jobs: tuple[list[str], bool], repeat: int = 5) -> list[tuple[float,
     return best
 
 
+PHASES = """
+import sys, time
+t0 = time.process_time()
+from analyzer import checks, ruleset
+from analyzer.c import facts
+from analyzer.sources import tree as source
+t1 = time.process_time()
+rules = ruleset.select(None, None)
+snap = source.load(sys.argv[1])
+t2 = time.process_time()
+fx = facts.extract(snap, ruleset.tokens(rules))
+t3 = time.process_time()
+per = []
+for rule in rules:
+    t = time.process_time()
+    checks.run([rule], fx)
+    per.append((rule.id, time.process_time() - t))
+t4 = time.process_time()
+print(f"imports and rule files {t1 - t0 + t2 - t1:.3f} s, facts (parsing {fx.parsed_files} files) "
+      f"{t3 - t2:.3f} s, rules {t4 - t3:.3f} s: " +
+      ", ".join(f"{r} {s:.3f}" for r, s in sorted(per, key=lambda p: -p[1]) if s >= 0.001))
+"""
+
+
+def phases(tree: str) -> None:
+    """Where the CPU time of one check goes, measured inside one fresh process (the first
+    rule to need the model pays for building it)."""
+    out = subprocess.run([sys.executable, "-c", PHASES, tree], capture_output=True, text=True,
+                         env=ENV).stdout.strip()
+    print(f"where the CPU time goes (one run): {out}")
+
+
 STREAMING = ("import sys; from analyzer import cli; from analyzer.sources import xztar; "
              "xztar.read_members = lambda *a, **k: None; sys.exit(cli.main(sys.argv[1:]))")
 
@@ -123,6 +155,7 @@ def main() -> None:
               f"wall, {floor[1]:.3f} s CPU")
         print(f"ratio check / floor: {check[0] / floor[0]:.1f}x wall, "
               f"{check[1] / floor[1]:.1f}x CPU (target <= 3x)")
+        phases(tree)
         if os.path.exists(tarball):
             tarball_figure(tarball)
 

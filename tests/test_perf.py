@@ -315,3 +315,94 @@ def test_shared_slots_are_the_slots() -> None:
                         assert path.slot(cfg, vid) == fresh._slot(cfg, vid), (cfg, vid)
                         checked += 1
     assert checked and shared
+
+
+# --- macros expanded in a function on first use ---------------------------------------
+
+
+def _mini_tree(tmp_path: Path):
+    src = tmp_path / "arch/powerpc/kvm/book3s_hv.c"
+    src.parent.mkdir(parents=True)
+    src.write_text("#define KVM_MAX_VCPUS 8\n#define TWICE(x) ((x) * 2)\n"
+                   "static int f(int id)\n{\n\treturn TWICE(id) < KVM_MAX_VCPUS;\n}\n"
+                   "static int g(int id)\n{\n\treturn id;\n}\n")
+    return packing.tree(facts.extract(source.from_directory(tmp_path)), profile.load())
+
+
+def test_macros_are_expanded_on_first_use_once(tmp_path: Path) -> None:
+    """The program knows every function without expanding any; a function is expanded
+    (re-parsed) when first read, once, and what it reads as is cpp's expansion."""
+    t = _mini_tree(tmp_path)
+    fns = t.program.functions
+    assert set(fns) == {"f", "g"} and len(fns) == 2 and "f" in fns and "h" not in fns
+    assert not fns._done  # nothing expanded yet
+    node, _ = fns["f"]
+    assert b"TWICE" not in node.text and b"((id) * 2)" in node.text
+    assert fns["f"][0] is node  # the second read is the cached expansion
+    assert set(fns._done) == {"f"}
+    assert t.compiled("f")(3).value == 1 and t.compiled("f")(4).value == 0
+    assert set(fns._done) == {"f"}  # compiling f did not expand g
+    added = fns | {"h": fns["g"]}  # an overlay (an expression compiled in the program)
+    assert set(added) == {"f", "g", "h"} and added["f"][0] is node and "h" not in fns
+
+
+def test_expanded_on_use_is_expanded_up_front() -> None:
+    """On the bundled trees, after every check ran, each function the checks read is what
+    expanding every function up front (the former model) gave, and most were never read."""
+    from analyzer import checks, ruleset
+    from analyzer.c import defines, macros
+
+    prof = profile.load()
+    for name in ("pre-rfc", "rfc-applied"):
+        fx = facts.extract(source.from_directory(FIXTURES / "trees" / name))
+        t = packing.tree(fx, prof)
+        checks.run(ruleset.select(), fx)
+        fns = t.program.functions
+        active = {f.name for f in fx.functions.values()
+                  if defines.active(f.conds, prof.kconfig, prof.arch_defined)}
+        assert set(fns) == active
+        assert 0 < len(fns._done) < len(fns) / 2
+        for fname, (node, src) in fns._done.items():
+            f = fx.functions[fname]
+            eager = macros.expand_function(fx.node(fname), fx.snapshot.files[f.path],
+                                           t.program.macros, fx.functions)
+            assert (node.text, node.start_point, src) == (eager[0].text, eager[0].start_point,
+                                                         eager[1])
+
+
+def test_reaching_assignments_are_remembered_and_handed_out_fresh() -> None:
+    """A guard's local asks for the assignments that reach it once per node, not once per
+    ID and build; each caller gets its own list, equal to a fresh analysis."""
+    from analyzer.c import guards
+    from analyzer.model import paths
+
+    src = (b"int f(int id)\n{\n\tint core = id * 2;\n\tif (core < 8)\n\t\treturn core;\n"
+           b"\treturn 0;\n}\n")
+    root = cparse.parse(src).root_node
+    site = cparse.captures("(return_statement) @r", root)["r"][0]
+    paths._reaching.cache_clear()
+    first = paths.reaching(site, "core")
+    assert [cparse.text(r) for r in first] == ["id * 2"]
+    assert [cparse.text(n.child_by_field_name("value")) for n, _ in
+            guards.reaching_assignments(site, "core")] == ["id * 2"]
+    first.append(None)  # a caller's list is its own
+    again = paths.reaching(site, "core")
+    assert [cparse.text(r) for r in again] == ["id * 2"]
+    assert paths._reaching.cache_info().hits == 1
+
+
+@pytest.mark.parametrize("q", sorted(cparse.SAME_PATTERN))
+def test_same_pattern_queries_capture_what_their_own_query_does(q: str) -> None:
+    """A query answered from another one with the same pattern captures, under its own
+    names and in document order, what compiling it on its own captures."""
+    checked = 0
+    for path in C_FILES:
+        root = cparse.parse(path.read_bytes()).root_node
+        own = {k: [(n.start_byte, n.end_byte, n.type) for n in v] for k, v in
+               QueryCursor(cparse.Query(cparse.C, q)).captures(root).items()}
+        own = {k: sorted(v) for k, v in own.items()}
+        got = {k: [(n.start_byte, n.end_byte, n.type) for n in v]
+               for k, v in cparse.captures(q, root).items()}
+        assert got == own, path
+        checked += bool(own)
+    assert checked

@@ -9,7 +9,6 @@ lines of the file.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import re
 from collections.abc import Iterable, Mapping
@@ -126,10 +125,8 @@ def expand_function(node, src: bytes, macros: Mapping, functions=frozenset()):
     names = expandable(macros, functions)
     if not names:
         return node, src
-    offsets = _call_offsets(src, names)
-    i = bisect.bisect_left(offsets, node.start_byte)
-    if i == len(offsets) or offsets[i] >= node.end_byte:
-        return node, src
+    if _calls_pattern(names).search(src, node.start_byte, node.end_byte) is None:
+        return node, src  # (a call cannot straddle the function's first or last byte)
     calls = _outer_calls(node, macros, functions)
     if not calls:
         return node, src
@@ -154,12 +151,6 @@ def _parse(src: bytes):
     """Parse text this module made (an expansion, a macro body): a cache of its own, so
     that these never evict a snapshot's files from :func:`parse.parse`'s cache."""
     return Parser(cparse.C).parse(cparse.preprocess(src))
-
-
-@functools.lru_cache(maxsize=64)
-def _call_offsets(src: bytes, names: frozenset[str]) -> list[int]:
-    """Where ``src`` (a whole file) may call one of ``names``: one scan per file."""
-    return [m.start() for m in _calls_pattern(names).finditer(src)]
 
 
 @functools.lru_cache(maxsize=8)

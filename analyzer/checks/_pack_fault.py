@@ -76,7 +76,7 @@ def shape(t: model.Tree, name: str) -> Shape | None:
     node = cparse.parse(body).root_node.children[0]
     if node.type != "function_definition":
         return None
-    program = ceval.Program({**t.program.functions, name: (node, body)},
+    program = ceval.Program(t.program.functions | {name: (node, body)},
                             t.program.defines, t.program.macros)
     try:
         compiled = ceval.compile_function(program, name)

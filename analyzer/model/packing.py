@@ -156,8 +156,7 @@ class Tree:
     def _expr(self, text: str):
         src = f"long long __vpcheck_expr(void) {{ return ({text}); }}\n".encode()
         fn = cparse.parse(src).root_node.children[0]
-        functions = dict(self.program.functions)
-        functions["__vpcheck_expr"] = (fn, src)
+        functions = self.program.functions | {"__vpcheck_expr": (fn, src)}
         prog = ceval.Program(functions, self.program.defines, self.program.macros)
         return ceval.compile_function(prog, "__vpcheck_expr")
 
@@ -179,20 +178,64 @@ class Tree:
         return list(self._once(key, lambda: tuple(sweep(self.profile, nr_cpus, layouts))))
 
 
+class Expanded(Mapping):
+    """name -> (function_definition, source) of the build's functions, the tree's
+    function-like macros expanded as cpp would, each on first use: a check reads a
+    few dozen of a snapshot's ~800 functions, and expanding (re-parsing) the others
+    was a fifth of a check's model set-up. The names are known up front, so ``in``
+    and ``len`` do not expand anything."""
+
+    def __init__(self, facts: Facts, raw: dict, macros: Mapping,
+                 done: dict | None = None, extra: Mapping | None = None) -> None:
+        self._facts, self._raw, self._macros = facts, raw, macros
+        self._done = {} if done is None else done  # shared with overlays
+        self._extra = dict(extra or {})  # functions given as they are (overlays)
+
+    def __getitem__(self, name: str):
+        if name in self._extra:
+            return self._extra[name]
+        got = self._done.get(name)
+        if got is None:
+            node = self._raw[name]  # KeyError for a name the build does not define
+            data = self._facts.snapshot.files[self._facts.functions[name].path]
+            got = self._done[name] = cmacros.expand_function(node, data, self._macros,
+                                                             self._facts.functions)
+        return got
+
+    def unexpanded(self, name: str):
+        """The function's node as the file has it (no expansion, no parse)."""
+        return self._extra[name][0] if name in self._extra else self._raw[name]
+
+    def __iter__(self):
+        yield from self._raw
+        yield from (n for n in self._extra if n not in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw) + sum(n not in self._raw for n in self._extra)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._raw or name in self._extra
+
+    def __or__(self, other: Mapping) -> Expanded:
+        """These functions with ``other``'s added or replacing them (expansions shared)."""
+        return Expanded(self._facts, self._raw, self._macros, self._done,
+                        {**self._extra, **other})
+
+
 @functools.lru_cache(maxsize=2)
 def tree(facts: Facts, prof: Profile | None = None) -> Tree:
     """The model of one snapshot's facts (shared by every model-backed rule)."""
     prof = prof or profile_mod.load()
     chosen = defines.select(facts.all("defines"), prof.kconfig, prof.arch_defined)
     macros = cmacros.function_macros(facts.all("macros"), prof.kconfig, prof.arch_defined)
-    functions = {}
+    raw = {}
     for f in facts.functions.values():
         if not defines.active(f.conds, prof.kconfig, prof.arch_defined):
             continue  # under #if 0 or a branch the profile's build leaves out
         node = facts.node(f.name)
-        if node is not None:  # the tree's function-like macros expanded, as cpp would
-            functions[f.name] = cmacros.expand_function(node, facts.snapshot.files[f.path],
-                                                        macros, facts.functions)
+        if node is not None:
+            raw[f.name] = node
+    functions = Expanded(facts, raw, macros)
     return Tree(facts, ceval.Program(functions, defines.values(chosen), macros), chosen, prof)
 
 

@@ -238,6 +238,14 @@ def reaching(site, name: str, through_calls: bool = True) -> list:
     for an update such as ``x++``). A parameter never assigned in its function, of a
     function called from exactly one place in its file (a ``static`` helper or the
     second half of a function split in two), reads as the argument of that call."""
+    return list(_reaching(site, name, through_calls))
+
+
+# A guard or an index that reads a local asks this for every ID and build it runs
+# (a data-flow analysis of the function each time). A node keeps its tree alive, so
+# the cache is kept small.
+@functools.lru_cache(maxsize=256)
+def _reaching(site, name: str, through_calls: bool) -> tuple:
     out = []
     for node, _ in guards.reaching_assignments(site, name):
         if node.type == "update_expression":
@@ -248,8 +256,8 @@ def reaching(site, name: str, through_calls: bool = True) -> list:
     if not out and through_calls:
         arg = _argument_of_only_call(site, name)
         if arg is not None:
-            return [arg]
-    return out
+            return (arg,)
+    return tuple(out)
 
 
 def _argument_of_only_call(site, name: str):
@@ -598,8 +606,13 @@ def lookup_calls(t: model.Tree, sanitizers: frozenset[str]) -> frozenset[str]:
 
     def make():
         out = set(sanitizers)
-        for name, (fn, _) in t.program.functions.items():
-            ret = _only_return(fn)
+        functions = t.program.functions
+        unexpanded = getattr(functions, "unexpanded", lambda n: functions[n][0])
+        for name in functions:
+            # expanding macros changes no statement: only a one-statement body is expanded
+            if _only_return(unexpanded(name)) is None:
+                continue
+            ret = _only_return(functions[name][0])
             if ret is not None and any(
                     cparse.text(c.child_by_field_name("function")) in sanitizers
                     for c in cparse.captures("(call_expression function: (identifier)) @c",
@@ -610,11 +623,20 @@ def lookup_calls(t: model.Tree, sanitizers: frozenset[str]) -> frozenset[str]:
 
 
 def _only_return(fn):
-    """The expression of a body that is exactly ``return E;``."""
-    body = [c for c in fn.child_by_field_name("body").named_children if c.type != "comment"]
-    if len(body) != 1 or body[0].type != "return_statement" or not body[0].named_children:
+    """The expression of a body that is exactly ``return E;`` (asked of every function of
+    the tree: the statements are looked at up to the second one only)."""
+    body = fn.child_by_field_name("body")
+    stmt = None
+    for i in range(body.named_child_count):
+        c = body.named_child(i)
+        if c.type == "comment":
+            continue
+        if stmt is not None:
+            return None
+        stmt = c
+    if stmt is None or stmt.type != "return_statement" or not stmt.named_children:
         return None
-    return body[0].named_children[0]
+    return stmt.named_children[0]
 
 
 def _unfold(t: model.Tree | None, call):
