@@ -9,6 +9,7 @@ from dataclasses import replace
 from ..c.facts import Facts
 from ..findings import Finding, Note
 from ..model import packing as model
+from ..model import space
 from . import _pack_fault
 from ._common import found_roles, record, tree
 from .registry import check
@@ -25,7 +26,7 @@ def pack_table(rule, facts: Facts) -> Iterator[Finding]:
     count = rule.profile.count
     found: dict[tuple[str, bool], Finding] = {}
     memo: dict[tuple[int, int], dict[int, object]] = {}
-    for cfg in t.configs(tuple(rule.params.get("nr_cpus", ())) or None, layouts=True):
+    for cfg in _builds(rule, t):
         if all((k, cfg.qemu_like) in found for k in ("event", "range", "collision")):
             continue
         known = memo.setdefault((cfg.nr_cpus, cfg.stride), {})
@@ -41,6 +42,15 @@ def pack_table(rule, facts: Facts) -> Iterator[Finding]:
                 rule.id, severity, fn.path, fn.line, 1, name, message,
                 key=f"{kind}:{cfg.qemu_like}", counterexample=ce)
     yield from _located(t, name, found.values())
+
+
+def _builds(rule, t) -> list:
+    """The rule file's builds when it lists them; else the profile's common builds, one
+    per class of the configuration space (analyzer/model/space.py): builds whose
+    constants stand alike take the same branches, so the smallest speaks for them."""
+    if "nr_cpus" in rule.params:
+        return t.configs(tuple(rule.params["nr_cpus"]), layouts=True)
+    return space.configs(t, True, tuple(rule.profile.nr_cpus_values))
 
 
 def _located(t, name: str, found) -> Iterator[Finding]:
