@@ -28,6 +28,7 @@ reported on that path before the mutation; the mutant adds no bug).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -304,12 +305,67 @@ def _allocations(tree: Tree) -> Iterator[tuple[str, Node]]:
 
 def vp_block(tree: Tree) -> Iterator[Mutant]:
     for path, size in _allocations(tree):
+        only_warned = _vp_only_after_warning(tree)
         for op, new, big in (("vp-block-minus-one", f"({text(size)}) - 1", 0),
                              ("vp-block-cap16", f"(({text(size)}) < 16 ? ({text(size)}) : 16)",
                               16)):
             e = _edit(path, size, new)
             yield _mutant(tree, op, [e], e, ["vp-block-bound"],
-                          _verify_block(tree, new, big), key_detail="alloc")
+                          _verify_block(tree, new, big), only_warned, key_detail="alloc")
+
+
+def _bounds_in(tree: Tree, fn) -> set[int]:
+    """The values the comparisons of ``fn`` compare with, where ``derive`` computes them."""
+    out: set[int] = set()
+    for n in walk(fn.body):
+        if n.type == "binary_expression" and text(n.child_by_field_name("operator")) in (
+                "<", "<=", ">", ">="):
+            for side in (n.child_by_field_name("left"), n.child_by_field_name("right")):
+                with contextlib.suppress(derive.Unsupported, KeyError, AttributeError):
+                    out.add(derive.constant(tree, {"NR_CPUS": 8}, text(side)))
+    return out
+
+
+def _vp_only_after_warning(tree: Tree) -> bool:
+    """Does every server number that reaches a VP helper call in an entry function
+    (``derive``: its ``if``s and returns; IDs up to 16 * NR_CPUS and around the constants
+    its checks compare with) make the packing function BUG/WARN? Then no VP index is
+    computed on a path without a reported warning, and the block's size shows nowhere
+    else: a smaller block adds no bug (as for a weakened guard, ``_subsumed``). At least
+    one ID must reach the call: an empty sweep proves nothing."""
+    helpers = set(vp_helpers(tree))
+    if tree.packer is None or not helpers:
+        return False
+    calls = [(fn, _statement_of(n), text(n.child_by_field_name("arguments").named_children[-1]))
+             for fn in tree.functions if fn.name in ENTRY_POINTS for n in walk(fn.body)
+             if n.type == "call_expression" and text(n.child_by_field_name("function")) in
+             helpers and n.child_by_field_name("arguments").named_children[-1].type ==
+             "identifier"]
+    reached = False
+    try:
+        for fn, stmt, var in calls:
+            near = {v + d for v in _bounds_in(tree, fn) for d in (-1, 0, 1)}
+            for n in NR_CPUS:
+                for s in STRIDES:
+                    cfg = {"NR_CPUS": n, "emul_smt_mode": s, "nr_servers": n}
+                    for vid in sorted(set(range(16 * n)) | {v for v in near if v >= 0}):
+                        try:
+                            server = derive.value_at(tree, fn, stmt.start_byte, var, cfg, vid)
+                        except derive.Refused:
+                            continue
+                        reached = True
+                        if not derive.pack(tree, cfg, server)[1]:
+                            return False
+    except (derive.Unsupported, KeyError):
+        return False
+    return reached
+
+
+def _statement_of(n: Node) -> Node:
+    while n.parent is not None and not (n.type.endswith("statement") or
+                                        n.type == "declaration"):
+        n = n.parent
+    return n
 
 
 def _verify_block(tree: Tree, size_expr: str, above: int) -> Verify:
@@ -522,11 +578,6 @@ def _subsumed(tree: Tree, idn: Node, bound: Node) -> bool:
     return False
 
 
-def _statement_of(n: Node) -> Node:
-    while n.parent is not None and not (n.type.endswith("statement") or
-                                        n.type == "declaration"):
-        n = n.parent
-    return n
 
 
 def _sinks(tree: Tree, fn) -> list[tuple[Node, str]]:
