@@ -12,7 +12,9 @@ the documented line, with a counterexample that ``derive`` re-derives from
 the mutated source with the C arithmetic of tests/creference.py (independent of
 ``analyzer``). Equivalent mutants (``derive``
 shows them harmless, or ``id >= B`` rewritten as ``id > B - 1``) must change
-nothing. Cases today's engine fails are strict xfails listed in
+nothing. Besides the seeded sample, the saved corpus
+(tests/data/mutation/corpus.toml: one mutant per cause a full sweep found) is
+replayed. Cases today's engine fails are strict xfails listed in
 tests/data/mutation/known-failures.toml; regenerate with
 ``python benchmarks/mutation_sweep.py --sample --write-known
 tests/data/mutation/known-failures.toml``.
@@ -133,3 +135,9 @@ def test_capacity_and_vcore_index_carry_the_path(fixture: str, rule: str) -> Non
     steps = res["codeFlows"][0]["threadFlows"][0]["locations"]
     assert [s["location"]["message"]["text"] for s in steps] == [
         n["message"] for n in f["notes"]]
+
+
+def test_the_corpus_names_mutants_that_exist() -> None:
+    """A saved case whose mutant no longer exists would replay nothing."""
+    for name, key in plan.mutation_corpus():
+        assert key in plan.mutants_of(name, str(TREES[name])), (name, key)

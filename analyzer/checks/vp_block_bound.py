@@ -44,25 +44,27 @@ def vp_block_bound(rule, facts: Facts) -> Iterator[Finding]:
         for sink in _sinks(rule, t, entry, roles):
             if (entry.function, sink.chain) in reported:
                 continue
-            hit = _overflow(rule, t, sink, alloc.size_text)
-            if hit is None:
-                continue
-            reported.add((entry.function, sink.chain))
-            cfg, vid, nr, index, size = hit
-            count_name, count = _count(rule, t, alloc, cfg, nr)
-            severity, message = rule.text(
-                what=entry.what, id=vid, chain=sink.chain, index=index, size=size,
-                size_text=alloc.size_text, alloc=f"{alloc.path}:{alloc.line}",
-                config=cfg.text(), count_name=count_name, count=count)
-            where = _where_the_fix_goes(rule, t, sink, alloc, size, count)
-            notes = sink.notes(vid) + (
-                Note(alloc.path, alloc.line, f"the VP block holds {alloc.size_text} = {size} "
-                     f"VPs", alloc.function),)
-            yield Finding(rule.id, severity, where[0], where[1], 1, where[2], message,
-                          key=f"{entry.function}:{sink.chain}:{alloc.size_text}",
-                          counterexample=record(cfg, (vid,), entry.function, vp_index=index,
-                                                block_size=size, **{count_name: count}),
-                          notes=tuple(n for n in notes if (n.path, n.line) != where[:2]))
+            hits = _overflow(rule, t, sink, alloc.size_text,
+                             lambda cfg, nr: _count(rule, t, alloc, cfg, nr)[1])
+            if hits:
+                reported.add((entry.function, sink.chain))
+            for n, (small, (cfg, vid, nr, index, size)) in enumerate(hits):
+                count_name, count = _count(rule, t, alloc, cfg, nr)
+                severity, message = rule.text(
+                    what=entry.what, id=vid, chain=sink.chain, index=index, size=size,
+                    size_text=alloc.size_text, alloc=f"{alloc.path}:{alloc.line}",
+                    config=cfg.text(), count_name=count_name, count=count)
+                where = _where_the_fix_goes(rule, t, sink, alloc, small)
+                notes = sink.notes(vid) + (
+                    Note(alloc.path, alloc.line, f"the VP block holds {alloc.size_text} = "
+                         f"{size} VPs", alloc.function),)
+                key = f"{entry.function}:{sink.chain}:{alloc.size_text}"
+                yield Finding(rule.id, severity, where[0], where[1], 1, where[2], message,
+                              key=key + (f":{'block' if small else 'admitted'}" if n else ""),
+                              counterexample=record(cfg, (vid,), entry.function,
+                                                    vp_index=index, block_size=size,
+                                                    **{count_name: count}),
+                              notes=tuple(x for x in notes if (x.path, x.line) != where[:2]))
 
 
 def _count(rule, t, alloc, cfg, nr: int) -> tuple[str, int]:
@@ -74,13 +76,14 @@ def _count(rule, t, alloc, cfg, nr: int) -> tuple[str, int]:
     return rule.profile.count, t.macro(rule.profile.count, cfg)
 
 
-def _where_the_fix_goes(rule, t, sink: Sink, alloc, size: int, holds: int) -> tuple:
+def _where_the_fix_goes(rule, t, sink: Sink, alloc, small: bool) -> tuple:
     """(path, line, function) of the finding. The allocation, when its block is
-    smaller than the ``holds`` servers it is meant to hold; otherwise the last check
-    on the way that compares the ID with ``nr_servers`` and admitted the value
-    (written in the entry or in a predicate helper); else the VP computation."""
+    smaller than the servers it is meant to hold and the index is one of them
+    (``small``); otherwise the last check on the way that compares the ID with
+    ``nr_servers`` and admitted the value (written in the entry or in a predicate
+    helper); else the VP computation."""
     count_field = rule.profile.fields["block_count"]
-    if size < holds:
+    if small:
         return alloc.path, alloc.line, alloc.function
     for function, path, g in reversed(sink.guards):
         if count_field in g.text:
@@ -187,10 +190,15 @@ def nr_candidates(low: int, high: int, extra=()) -> list[int]:
     return space.block_counts(low, high, extra)
 
 
-def _overflow(rule, t, sink: Sink, size_text):
-    """The first (configuration, ID, nr_servers) whose VP index the path admits beyond
-    the block. Only IDs whose index could be beyond it are run through the path: the
-    VP computation is evaluated alone once per configuration, highest index first."""
+def _overflow(rule, t, sink: Sink, size_text, holds) -> list[tuple[bool, tuple]]:
+    """The first (configuration, ID, nr_servers, index, size) whose VP index the path
+    admits beyond the block, of each of the two defects, as (small, hit): a block
+    smaller than the ``holds(cfg, nr)`` servers it is meant to hold, with an index
+    below that (``small``: the allocation's fault), and an index at or beyond it (the
+    check's). A tree can have both, and each is fixed in its own place. Only IDs whose
+    index could be beyond the block are run through the path: the VP computation is
+    evaluated alone once per configuration, highest index first."""
+    found: dict[bool, tuple] = {}
     prof = rule.profile
     nr_field, vp = prof.fields["block_count"], roles_mod.vp_field(t.facts, prof)
     for cfg in configs(rule, t):
@@ -203,17 +211,20 @@ def _overflow(rule, t, sink: Sink, size_text):
         for nr in nr_candidates(prof.block_count_min, high, (fixed, fixed + 1)):
             extra = {nr_field: nr, vp: 0}
             size = t.expr(size_text)(env=cfg.env(**extra)).value
-            hits = []
+            hits: dict[bool, list] = {}
+            count = holds(cfg, nr)
             for index, vid in scored:
                 if index < size:
                     break
                 admitted, value = sink.run(cfg, vid, extra)
                 if admitted and value is not None and value >= size:
-                    hits.append((vid, value))
-            if hits:
-                vid, index = min(hits)  # the smallest ID that shows it
-                return cfg, vid, nr, index, size
-    return None
+                    hits.setdefault(size < count and value < count, []).append((vid, value))
+            for small, got in sorted(hits.items(), key=lambda kv: min(kv[1])):
+                vid, index = min(got)  # the smallest ID that shows it
+                found.setdefault(small, (cfg, vid, nr, index, size))
+            if len(found) == 2:
+                return list(found.items())
+    return list(found.items())  # in the order found: the first keeps the plain key
 
 
 def _indices(t, sink: Sink, cfg, ids, extra) -> list[tuple[int, int]]:

@@ -184,9 +184,9 @@ def pack(tree: Tree, cfg: Mapping[str, int], vid: int) -> tuple[int | None, str 
     return None, "fell off the end"
 
 
-def _assigns(node: Node, var: str) -> bool:
-    return any(n.type == "assignment_expression" and text(n.child_by_field_name("left")) == var
-               for n in _walk(node))
+def _assigns(node: Node, names: frozenset[str]) -> bool:
+    return any(n.type == "assignment_expression" and text(n.child_by_field_name("left")) in
+               names for n in _walk(node))
 
 
 def _walk(node: Node):
@@ -195,11 +195,11 @@ def _walk(node: Node):
         yield from _walk(c)
 
 
-def _slice(m: Machine, node: Node, site: int, var: str, env: dict) -> bool:
+def _slice(m: Machine, node: Node, site: int, var: frozenset[str], env: dict) -> bool:
     """Run ``node`` up to the statement at byte ``site``: True once it is reached.
     Statements the machine cannot run (the kernel runtime: locking, allocation,
-    printing) are skipped unless they assign ``var``; an ``if`` that does not
-    assign ``var`` only matters as an early exit."""
+    printing) are skipped unless they assign one of ``var``; an ``if`` that does not
+    assign one only matters as an early exit."""
     if node.type == "compound_statement":
         for c in node.named_children:
             if c.start_byte <= site < c.end_byte:
@@ -208,6 +208,8 @@ def _slice(m: Machine, node: Node, site: int, var: str, env: dict) -> bool:
                 _slice(m, c, site, var, env)
         return False
     if node.type == "if_statement":
+        if node.start_byte == site:  # the site is the ``if`` itself: reached
+            return True
         inside = node.start_byte <= site < node.end_byte
         if not inside and not _assigns(node, var):
             _early_exit(m, node, env)
@@ -217,13 +219,15 @@ def _slice(m: Machine, node: Node, site: int, var: str, env: dict) -> bool:
             "alternative")
         if branch is not None and branch.type == "else_clause":
             branch = branch.named_children[-1]
+        if inside and (branch is None or not branch.start_byte <= site < branch.end_byte):
+            raise Refused("the branch taken does not hold the site")
         if branch is None:
             return False
-        if inside and not branch.start_byte <= site < branch.end_byte:
-            raise Unsupported("the site is not reached on this branch")
-        return _slice(m, branch, site, var, env) if inside or _assigns(branch, var) else False
+        return _slice(m, branch, site, var, env)  # the arm taken runs: it may return
     if node.start_byte <= site < node.end_byte:
         return True
+    if node.type in ("return_statement", "goto_statement"):  # whatever the value
+        raise Refused("returns before the site")
     try:  # a statement of the kernel runtime (locking, allocation) is skipped
         m.exec(node, env)
     except (Unsupported, KeyError):
@@ -258,19 +262,39 @@ def value_at(tree: Tree, fn, site: int, var: str, cfg: Mapping[str, int], vid: i
     """The value ``var`` holds when the statement at byte ``site`` of ``fn`` (a
     function taking the ID as its last parameter, or reading it from ``->vcpu_id``)
     runs for ID ``vid``. Raises ``Refused`` when an early exit turns the ID away."""
-    m = Machine(tree, {"smt_mode": 1, "vcpu_id": vid, **cfg}, features)
-    d = fn.node.child_by_field_name("declarator")
-    while d.type != "function_declarator":  # through ``*`` of a pointer result
-        d = d.child_by_field_name("declarator")
-    params = d.child_by_field_name("parameters").named_children
-    env = {_decl_name(params[-1].child_by_field_name("declarator")): vid}
+    m, env = _start(tree, fn, cfg, vid, features)
     try:
-        reached = _slice(m, fn.body, site, var, env)
+        reached = _slice(m, fn.body, site, frozenset({var}), env)
     except _Sink as s:
         raise Refused(f"crashes before the site: {s}") from None
     if not reached or var not in env:
         raise Unsupported(f"{var} is not assigned on the way to the site")
     return env[var]
+
+
+def _start(tree: Tree, fn, cfg: Mapping[str, int], vid: int,
+           features: Mapping[str, int] | None) -> tuple[Machine, dict]:
+    m = Machine(tree, {"smt_mode": 1, "vcpu_id": vid, **cfg}, features)
+    d = fn.node.child_by_field_name("declarator")
+    while d.type != "function_declarator":  # through ``*`` of a pointer result
+        d = d.child_by_field_name("declarator")
+    params = d.child_by_field_name("parameters").named_children
+    return m, {_decl_name(params[-1].child_by_field_name("declarator")): vid}
+
+
+def holds_at(tree: Tree, fn, site: int, cond: Node, cfg: Mapping[str, int], vid: int,
+             features: Mapping[str, int] | None = None) -> int:
+    """The value of the condition ``cond`` of the ``if`` at byte ``site`` of ``fn`` when
+    ID ``vid`` reaches it (``Refused`` when it does not); ``Unsupported`` when the
+    condition reads what this machine does not model."""
+    m, env = _start(tree, fn, cfg, vid, features)
+    try:
+        names = frozenset(text(n) for n in _walk(cond) if n.type == "identifier")
+        if not _slice(m, fn.body, site, names, env):
+            raise Unsupported("the if is not reached")
+    except _Sink as s:
+        raise Refused(f"crashes before the site: {s}") from None
+    return m.ev(cond, env)
 
 
 def constant(tree: Tree, cfg: Mapping[str, int], expr: str) -> int:

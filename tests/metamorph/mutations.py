@@ -28,6 +28,7 @@ reported on that path before the mutation; the mutant adds no bug).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -56,6 +57,11 @@ class Mutant:
     equivalent: bool
     files: dict = field(compare=False, repr=False)
     verify: Verify = field(compare=False, repr=False, default=lambda f: None)
+
+    @property
+    def base_line(self) -> int:
+        """The expected line before the mutation (the key's line)."""
+        return int(self.key.split(":")[1])
 
 
 def _mutant(tree: Tree, op: str, edits: list[Edit], target: Edit, rules, verify=None,
@@ -158,10 +164,26 @@ def _pack_mutant(tree: Tree, op: str, e: Edit, detail: str) -> Iterator[Mutant]:
     """The mutant, unless ``derive`` cannot run this packing function (then no oracle)."""
     after = tree.patched(apply_edits(tree.files, [e]))
     try:
-        equivalent = not derive.qemu_layout_defects(after, NR_CPUS)
+        equivalent = not derive.qemu_layout_defects(after, NR_CPUS) or \
+            _same_packing(tree, after)
     except derive.Unsupported:
         return
     yield _mutant(tree, op, [e], e, ["pack-table"], _verify_pack(after), equivalent, detail)
+
+
+def _same_packing(tree: Tree, after: Tree) -> bool:
+    """Does the mutated packing function give every ID of the ID space the same value
+    and the same BUG/WARN as the original, in every build and stride swept? Then the
+    change is invisible (an entry no ID reads, in a tree whose index never reaches it):
+    equivalent, whatever defects the tree already has."""
+    for n in NR_CPUS:
+        limit = derive.id_space(tree, n) or 16 * n
+        for s in STRIDES:
+            cfg = {"NR_CPUS": n, "emul_smt_mode": s}
+            if any(derive.pack(tree, cfg, v) != derive.pack(after, cfg, v)
+                   for v in range(limit)):
+                return False
+    return True
 
 
 def pack_table(tree: Tree) -> Iterator[Mutant]:
@@ -210,9 +232,9 @@ def collision_bug_on(tree: Tree) -> Iterator[Mutant]:
     for fn in tree.functions:
         if fn.name not in ENTRY_POINTS:
             continue
-        loaded = {text(n.child_by_field_name("left")) for n in walk(fn.body)
-                  if n.type == "assignment_expression"
-                  and "vcores[" in text(n.child_by_field_name("right"))}
+        loads = [n for n in walk(fn.body) if n.type == "assignment_expression"
+                 and "vcores[" in text(n.child_by_field_name("right"))]
+        loaded = {text(n.child_by_field_name("left")) for n in loads}
         for ifn in (n for n in walk(fn.body) if n.type == "if_statement"):
             cond = ifn.child_by_field_name("condition").named_children[0]
             names = {text(i) for i in cs.idents(cond)}
@@ -222,8 +244,40 @@ def collision_bug_on(tree: Tree) -> Iterator[Mutant]:
             e = Edit(fn.path, ifn.start_byte, ifn.start_byte,
                      f"BUG_ON({text(cond)});\n{ind}".encode())
             after = tree.patched(apply_edits(tree.files, [e]))
+            load = [n for n in loads if text(n.child_by_field_name("left")) in names]
             yield _mutant(tree, "collision-bug-on", [e], e, ["collision-crash"],
-                          _verify_collision(after), key_detail="if")
+                          _verify_collision(after), _no_collision(tree, fn, load),
+                          key_detail="if")
+
+
+def _no_collision(tree: Tree, fn, loads: list[Node]) -> bool:
+    """Do distinct IDs that reach the ``vcores[]`` load (``derive``, both hosts) always
+    read distinct slots? Then the slot is never taken when the ``if`` asks, and its
+    ``BUG_ON`` can never fire: equivalent."""
+    if len(loads) != 1:
+        return False
+    sub = _vcores_subscripts(loads[0])
+    index = sub[0].child_by_field_name("index") if sub else None
+    if index is None or index.type != "identifier":
+        return False
+    site, idx = loads[0].start_byte, text(index)
+    for n in NR_CPUS:
+        limit = derive.id_space(tree, n) or 16 * n
+        for s in STRIDES:
+            for host in HOSTS:
+                seen: set[int] = set()
+                for vid in range(limit):
+                    try:
+                        slot = derive.value_at(tree, fn, site, idx, {
+                            "NR_CPUS": n, "emul_smt_mode": s}, vid, host)
+                    except derive.Refused:
+                        continue
+                    except (derive.Unsupported, KeyError):
+                        return False
+                    if slot in seen:
+                        return False
+                    seen.add(slot)
+    return True
 
 
 def _verify_collision(after: Tree) -> Verify:
@@ -251,12 +305,67 @@ def _allocations(tree: Tree) -> Iterator[tuple[str, Node]]:
 
 def vp_block(tree: Tree) -> Iterator[Mutant]:
     for path, size in _allocations(tree):
+        only_warned = _vp_only_after_warning(tree)
         for op, new, big in (("vp-block-minus-one", f"({text(size)}) - 1", 0),
                              ("vp-block-cap16", f"(({text(size)}) < 16 ? ({text(size)}) : 16)",
                               16)):
             e = _edit(path, size, new)
             yield _mutant(tree, op, [e], e, ["vp-block-bound"],
-                          _verify_block(tree, new, big), key_detail="alloc")
+                          _verify_block(tree, new, big), only_warned, key_detail="alloc")
+
+
+def _bounds_in(tree: Tree, fn) -> set[int]:
+    """The values the comparisons of ``fn`` compare with, where ``derive`` computes them."""
+    out: set[int] = set()
+    for n in walk(fn.body):
+        if n.type == "binary_expression" and text(n.child_by_field_name("operator")) in (
+                "<", "<=", ">", ">="):
+            for side in (n.child_by_field_name("left"), n.child_by_field_name("right")):
+                with contextlib.suppress(derive.Unsupported, KeyError, AttributeError):
+                    out.add(derive.constant(tree, {"NR_CPUS": 8}, text(side)))
+    return out
+
+
+def _vp_only_after_warning(tree: Tree) -> bool:
+    """Does every server number that reaches a VP helper call in an entry function
+    (``derive``: its ``if``s and returns; IDs up to 16 * NR_CPUS and around the constants
+    its checks compare with) make the packing function BUG/WARN? Then no VP index is
+    computed on a path without a reported warning, and the block's size shows nowhere
+    else: a smaller block adds no bug (as for a weakened guard, ``_subsumed``). At least
+    one ID must reach the call: an empty sweep proves nothing."""
+    helpers = set(vp_helpers(tree))
+    if tree.packer is None or not helpers:
+        return False
+    calls = [(fn, _statement_of(n), text(n.child_by_field_name("arguments").named_children[-1]))
+             for fn in tree.functions if fn.name in ENTRY_POINTS for n in walk(fn.body)
+             if n.type == "call_expression" and text(n.child_by_field_name("function")) in
+             helpers and n.child_by_field_name("arguments").named_children[-1].type ==
+             "identifier"]
+    reached = False
+    try:
+        for fn, stmt, var in calls:
+            near = {v + d for v in _bounds_in(tree, fn) for d in (-1, 0, 1)}
+            for n in NR_CPUS:
+                for s in STRIDES:
+                    cfg = {"NR_CPUS": n, "emul_smt_mode": s, "nr_servers": n}
+                    for vid in sorted(set(range(16 * n)) | {v for v in near if v >= 0}):
+                        try:
+                            server = derive.value_at(tree, fn, stmt.start_byte, var, cfg, vid)
+                        except derive.Refused:
+                            continue
+                        reached = True
+                        if not derive.pack(tree, cfg, server)[1]:
+                            return False
+    except (derive.Unsupported, KeyError):
+        return False
+    return reached
+
+
+def _statement_of(n: Node) -> Node:
+    while n.parent is not None and not (n.type.endswith("statement") or
+                                        n.type == "declaration"):
+        n = n.parent
+    return n
 
 
 def _verify_block(tree: Tree, size_expr: str, above: int) -> Verify:
@@ -469,6 +578,83 @@ def _subsumed(tree: Tree, idn: Node, bound: Node) -> bool:
     return False
 
 
+
+
+def _sinks(tree: Tree, fn) -> list[tuple[Node, str]]:
+    """(statement, variable) of each sink in ``fn``: a ``vcores[]`` index, or the ID
+    handed to the packing function or a VP helper, when it is a plain variable."""
+    takers = set(vp_helpers(tree)) | {tree.packer}
+    out = []
+    for n in walk(fn.body):
+        arg = None
+        if n.type == "subscript_expression" and text(
+                n.child_by_field_name("argument")).endswith("vcores"):
+            arg = n.child_by_field_name("index")
+        elif n.type == "call_expression" and text(n.child_by_field_name("function")) in takers:
+            args = n.child_by_field_name("arguments").named_children
+            arg = args[-1] if args else None
+        if arg is not None and arg.type == "identifier":
+            out.append((_statement_of(n), text(arg)))
+    return out
+
+
+def _observe(tree: Tree, fn, sinks, cfg: dict, host: dict, vid: int) -> tuple:
+    out = []
+    for stmt, var in sinks:
+        try:
+            out.append(derive.value_at(tree, fn, stmt.start_byte, var, cfg, vid, host))
+        except derive.Refused:
+            out.append(None)
+    return tuple(out)
+
+
+def _same_sinks(tree: Tree, edits: list[Edit], cmp_: Node, bound: Node) -> bool:
+    """Does every ID reach the same sinks of the guard's function (``vcores[]``
+    indices, the packing function, the VP helpers) with the same values after the
+    mutation, in every build, stride, ``nr_servers`` and host swept (``derive``)? Then
+    the changed comparison never decides anything (another check refuses first, or the
+    value never reaches the boundary): equivalent. The mutated ``if`` must be one that
+    ``derive`` evaluates, so that a skipped condition is never taken as harmless."""
+    fn_node = _function_of(cmp_)
+    name = next((f.name for f in tree.functions if f.node == fn_node), None)
+    after = tree.patched(apply_edits(tree.files, edits))
+    if name is None or tree.packer is None:
+        return False
+    fn, fn2 = tree.by_name[name], after.by_name[name]
+    sinks, sinks2 = _sinks(tree, fn), _sinks(after, fn2)
+    ifs = [n for n in walk(fn2.body) if n.type == "if_statement"
+           and n.start_byte <= edits[-1].start < n.child_by_field_name("condition").end_byte]
+    if not sinks or len(sinks) != len(sinks2) or len(ifs) != 1:
+        return False
+    cond = ifs[0].child_by_field_name("condition")
+    body = text(fn.body)
+    try:
+        for n in NR_CPUS:
+            for s in STRIDES:
+                for nr in (1, n) if "nr_servers" in body else (n,):
+                    cfg = {"NR_CPUS": n, "emul_smt_mode": s, "nr_servers": nr,
+                           "threads_per_subcore": 4}
+                    b = derive.constant(tree, cfg, text(bound))
+                    ids = sorted(set(range(derive.id_space(tree, n) or 16 * n)) |
+                                 {b - 1, b, b + 1} - {-1})
+                    for host in HOSTS if "cpu_has_feature" in body else HOSTS[:1]:
+                        asked = False
+                        for vid in ids:
+                            if _observe(tree, fn, sinks, cfg, host, vid) != _observe(
+                                    after, fn2, sinks2, cfg, host, vid):
+                                return False
+                            if not asked:
+                                try:
+                                    derive.holds_at(after, fn2, ifs[0].start_byte, cond, cfg,
+                                                    vid, host)
+                                    asked = True
+                                except derive.Refused:
+                                    pass
+    except (derive.Unsupported, KeyError):
+        return False
+    return True
+
+
 def guard_weaken(tree: Tree) -> Iterator[Mutant]:
     for path, cmp_, idn, bound in _guard_comparisons(tree):
         op = text(cmp_.child_by_field_name("operator"))
@@ -480,7 +666,8 @@ def guard_weaken(tree: Tree) -> Iterator[Mutant]:
                        cmp_))
         yield _mutant(tree, "guard-weaken", [e], e, GUARD_RULES, _verify_boundary(tree, idn, bound),
                       _boundary_harmless(tree, idn, bound) or (
-                          same == 1 and _subsumed(tree, idn, bound)), f"{text(idn)}{op}")
+                          same == 1 and _subsumed(tree, idn, bound)) or
+                      _same_sinks(tree, [e], cmp_, bound), f"{text(idn)}{op}")
         if _positive(tree, bound):  # `id >= B` == `id > B - 1` for B >= 1: must change nothing
             e = _edit(path, cmp_, f"{text(idn)} {_WEAKER[op]} ({text(bound)}) - 1")
             yield _mutant(tree, "guard-equivalent", [e], e, GUARD_RULES, equivalent=True,

@@ -136,7 +136,8 @@ def judge_mutant(tree: str, m, base: list[dict], base_dir: Path | None) -> Outco
     """found / missed / wrong-line / bad-counterexample; equivalent mutants: unchanged.
 
     Only findings the mutant adds count (rule, path and message not in the unmutated
-    tree's findings): a finding that was already there proves nothing about the bug.
+    tree's findings, or at the expected line where the unmutated tree had none with that
+    message): a finding that was already there proves nothing about the bug.
     """
     try:
         got = run_check(m.files, base_dir)
@@ -149,7 +150,16 @@ def judge_mutant(tree: str, m, base: list[dict], base_dir: Path | None) -> Outco
     old = {(f["rule"], f["path"], f.get("message")) for f in base}
     new = [f for f in got if f["rule"] in m.rules
            and (f["rule"], f["path"], f.get("message")) not in old]
-    hits = [f for f in new if f["path"] == m.path and f["line"] == m.line]
+    # a finding at the expected line is new unless the tree had it at that line already:
+    # a second sink on a path reported before gets the same message at a new line
+    there = Counter((f["rule"], f.get("message")) for f in base
+                    if f["path"] == m.path and f["line"] == m.base_line)
+    at = [f for f in got if f["rule"] in m.rules and f["path"] == m.path
+          and f["line"] == m.line]
+    now = Counter((f["rule"], f.get("message")) for f in at)
+    hits = [f for f in at if now[f["rule"], f.get("message")] > there[f["rule"], f.get(
+        "message")]]
+    new += [f for f in hits if f not in new]
     if hits:
         why = [_verify(m, f) for f in hits]
         if any(w is None for w in why):

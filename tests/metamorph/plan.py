@@ -197,10 +197,26 @@ def mutant_sample(name: str, path: str, per_operator: int) -> list[str]:
     return out
 
 
+MUTATION_CORPUS = ROOT / "tests" / "data" / "mutation" / "corpus.toml"
+
+
+def mutation_corpus() -> list[tuple[str, str]]:
+    """Saved (tree, operator|site) mutants under tests/data/mutation/corpus.toml."""
+    import tomllib
+
+    if not MUTATION_CORPUS.exists():
+        return []
+    return [(c["tree"], f"{c['operator']}|{c['site']}")
+            for c in tomllib.loads(MUTATION_CORPUS.read_text()).get("case", [])]
+
+
 def mutation_test_cases(trees: dict[str, Path]) -> list[tuple[str, str, str]]:
-    """What tests/test_mutation.py replays on the bundled trees: two mutants per operator."""
-    return [(name, str(trees[name]), k) for name in ("pre-rfc", "rfc-applied") if name in trees
-            for k in mutant_sample(name, str(trees[name]), 2)]
+    """What tests/test_mutation.py replays: two mutants per operator on the bundled trees,
+    and the saved corpus (one per cause a full sweep found)."""
+    cases = [(name, str(trees[name]), k) for name in ("pre-rfc", "rfc-applied")
+             if name in trees for k in mutant_sample(name, str(trees[name]), 2)]
+    return cases + [(name, str(trees[name]), k) for name, k in mutation_corpus()
+                    if name in trees and (name, str(trees[name]), k) not in cases]
 
 
 TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
