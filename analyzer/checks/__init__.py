@@ -17,7 +17,7 @@ from dataclasses import replace
 from .. import relocate
 from ..c.facts import Facts
 from ..errors import ModelLimit
-from ..findings import Finding, fingerprinted, without_lines
+from ..findings import Finding, fingerprinted
 from .registry import Spec, discover, validate_params
 
 
@@ -87,14 +87,9 @@ def _key(rule, spec: Spec, facts: Facts) -> tuple:
 
 
 def _model_limit(rule, facts: Facts, e: ModelLimit) -> Finding:
-    """The model could not decide: say what and where, at info severity."""
-    fn = facts.functions.get(e.function or "")
-    path, line = (fn.path, e.line or fn.line) if fn else ("", 0)
-    return Finding(rule.id, "info", path, line, 1, e.function,
-                   f"undecided: the model could not evaluate {e.function}(): {e}; "
-                   f"{rule.id} not checked on this path",
-                   key=f"model-limit:{without_lines(str(e))}")
+    from ._common import undecided  # the model's modules load only when a model runs
 
+    return undecided(rule, facts, e)
 
 
 def _line_text(facts: Facts, path: str, line: int) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ..c.facts import Facts
-from ..findings import Counterexample, Note
+from ..errors import ModelLimit
+from ..findings import Counterexample, Finding, Note, without_lines
 from ..model import packing as model
 from ..model import paths, roles, space
 from ..profile import Entry
@@ -97,3 +98,20 @@ def create_notes(t: model.Tree, cp: paths.CreatePath, cfg: model.Config,
                             cp.function))
             break
     return tuple(out + [passed(g) for g in cp.site_guards])
+
+
+def undecided(rule, facts: Facts, e: ModelLimit, at: tuple[str, int] | None = None) -> Finding:
+    """The model could not decide: say what and where, at info severity. ``at``
+    (function, line) places it when the construct is not a tree function's (a call of
+    a function the tree does not define), so that it is never out of every scope."""
+    fn = facts.functions.get(e.function or "")
+    if fn is None and at is not None:
+        fn, e_line = facts.functions.get(at[0]), at[1]
+    else:
+        e_line = e.line
+    path, line = (fn.path, e_line or fn.line) if fn else ("", 0)
+    name = fn.name if fn else e.function
+    return Finding(rule.id, "info", path, line, 1, name,
+                   f"undecided: the model could not evaluate {name}(): {e}; "
+                   f"{rule.id} not checked on this path",
+                   key=f"model-limit:{without_lines(str(e))}")

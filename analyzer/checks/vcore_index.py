@@ -9,9 +9,10 @@ from dataclasses import replace
 
 from ..c import parse as cparse
 from ..c.facts import Facts
+from ..errors import ModelLimit
 from ..findings import Finding, Note
 from ..model import paths, roles
-from ._common import configs, entries, found_roles, record, table_field, tree
+from ._common import configs, entries, found_roles, record, table_field, tree, undecided
 from ._slot import bound_guard, slot_notes
 from .registry import check
 
@@ -40,7 +41,12 @@ def vcore_index(rule, facts: Facts) -> Iterator[Finding]:
                           key=f"unpacked:{rhs}", notes=notes)
         at_guard: set[int] = set()  # one finding per check that let the index through
         for site in paths.table_sites(t, entry.function):
-            for f in _site(rule, t, entry, site, fn):
+            try:
+                found = list(_site(rule, t, entry, site, fn))
+            except ModelLimit as e:  # this access undecided; the others still checked
+                yield undecided(rule, facts, e, at=(entry.function, site.line))
+                continue
+            for f in found:
                 if f.line not in at_guard:
                     yield f
                 if f.line != site.line:
@@ -155,7 +161,10 @@ def _unbounded(rule, t, cp: paths.CreatePath):
     """(configuration, ID, index, CPU features turned off) of an admitted ID whose
     index is outside the table. The profile's host first; then the host without its
     CPU features (a POWER8 host takes the ``else`` of ``cpu_has_feature(…)``: it does
-    not pack, but its accesses must be bounded all the same)."""
+    not pack, but its accesses must be bounded all the same). An ID whose path the
+    model cannot run is skipped, not a verdict: a counterexample among the others is
+    an executed one; without one, the verdict is undecided."""
+    undecided: Exception | None = None  # an ID the model cannot run: raised if no other
     for host in _hosts(rule.profile):
         # a profile of its own (profiles compare by name and source: caches key on them)
         prof = replace(rule.profile, source=rule.profile.source + "".join(
@@ -167,9 +176,15 @@ def _unbounded(rule, t, cp: paths.CreatePath):
             cfg = replace(cfg, profile=prof)
             size = t.macro(rule.profile.table_size, cfg)
             for vid in range(t.id_space(cfg) or 16 * cfg.nr_cpus):
-                slot = cp.slot(cfg, vid)
+                try:
+                    slot = cp.slot(cfg, vid)
+                except ModelLimit as e:  # e.g. a loop in the packing, or no packing:
+                    undecided = undecided or e  # IDs on another branch still run
+                    continue
                 if slot.admitted and slot.index is not None and not 0 <= slot.index < size:
                     return cfg, vid, slot.index, host
+    if undecided is not None:
+        raise undecided
     return None
 
 
