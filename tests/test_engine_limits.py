@@ -97,3 +97,18 @@ def test_each_file_is_hashed_once(monkeypatch) -> None:
 def test_model_configuration_space_is_bounded(cli, argv, message) -> None:
     rc, out, err = cli("model", *argv)
     assert rc == 2 and out == "" and err == f"vpcheck: error: model: {message}\n"
+
+
+def test_an_undecided_call_of_a_function_the_tree_lacks_is_reported_not_dropped() -> None:
+    """No packing function in the tree: the create path's IDs that call it are
+    undecided, at the access that depends on them, and never fall out of every scope."""
+    from .test_rule_fixtures import fixture_snapshot
+
+    snap = fixture_snapshot(FIXTURES / "rules" / "pack-table" / "no-pack-function")
+    rules = ruleset.select(["capacity", "vcore-index"])
+    found = checks.run(rules, facts.extract(snap, ruleset.tokens(rules)))
+    assert {f.rule for f in found} == {"capacity", "vcore-index"}
+    for f in found:
+        assert f.severity == "info" and f.path and f.line > 0, f
+        assert "neither defined in the tree" in f.message
+        assert "vcores[core]" in snap.files[f.path].decode().splitlines()[f.line - 1]

@@ -87,9 +87,13 @@ def _key(rule, spec: Spec, facts: Facts) -> tuple:
 
 
 def _model_limit(rule, facts: Facts, e: ModelLimit) -> Finding:
+    """The model could not decide; a construct outside every tree function (a call of
+    one the tree lacks) is placed at the first entry point, never out of every scope."""
     from ._common import undecided  # the model's modules load only when a model runs
 
-    return undecided(rule, facts, e)
+    entry = next((x.function for x in rule.profile.entries if x.function in facts.functions),
+                 None)
+    return undecided(rule, facts, e, at=(entry, 0) if entry else None)
 
 
 def _line_text(facts: Facts, path: str, line: int) -> str:

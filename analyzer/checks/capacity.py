@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 from ..c import parse as cparse
 from ..c.facts import Facts
+from ..errors import ModelLimit
 from ..findings import Finding, Note, without_lines
 from ..model import packing as model
 from ..model import paths, space
-from ._common import configs, entries, record, tree
+from ._common import configs, entries, record, tree, undecided
 from ._slot import bound_guard, slot_notes
 from .registry import check
 
@@ -25,32 +26,40 @@ def capacity(rule, facts: Facts) -> Iterator[Finding]:
         cp = paths.create_path(t, entry)
         if cp is None:
             continue
-        found: dict[tuple, Finding] = {}
-        clean: set = set()  # builds a sweep found clean: the next sweep skips them
-        # A shortfall in one of the profile's common builds is the rule's finding; one
-        # only in other builds the Kconfig allows (when the common ones are clean) is the
-        # documented 'uncommon_build' case.
-        for variant, cfgs in _sweeps(rule, t):
-            if found:  # the other builds only speak when the common ones are clean
-                break
-            for cfg in cfgs:
-                if not cfg.qemu_like or cfg in clean:
-                    continue
-                short = _shortfall(t, cp, cfg, facts)
-                if short is None:
-                    clean.add(cfg)
-                    continue
-                created, n, vid, why, where, notes = short
-                if where in found and found[where].counterexample["values"]["vcpus"] <= created:
-                    continue
-                severity, message = rule.text(variant, created=created, max=n,
-                                              config=cfg.text(), why=why)
-                found[where] = Finding(
-                    rule.id, severity, where[0], where[1], 1, where[2], message,
-                    key=without_lines(f"{where[0]}:{where[2]}:{why.split(' ', 2)[-1]}"),
-                    counterexample=record(cfg, (vid,), entry.function, vcpus=created, count=n),
-                    notes=tuple(x for x in notes if (x.path, x.line) != where[:2]))
-        yield from found.values()
+        try:
+            yield from _entry(rule, t, cp, entry, facts)
+        except ModelLimit as e:  # located at the access when the construct is not a function
+            yield undecided(rule, facts, e, at=(cp.function, cp.site_line))
+
+
+def _entry(rule, t: model.Tree, cp: paths.CreatePath, entry, facts: Facts) -> Iterator[Finding]:
+    """The entry's shortfall: common builds first, then (if clean) the other builds."""
+    found: dict[tuple, Finding] = {}
+    clean: set = set()  # builds a sweep found clean: the next sweep skips them
+    # A shortfall in one of the profile's common builds is the rule's finding; one
+    # only in other builds the Kconfig allows (when the common ones are clean) is the
+    # documented 'uncommon_build' case.
+    for variant, cfgs in _sweeps(rule, t):
+        if found:  # the other builds only speak when the common ones are clean
+            break
+        for cfg in cfgs:
+            if not cfg.qemu_like or cfg in clean:
+                continue
+            short = _shortfall(t, cp, cfg, facts)
+            if short is None:
+                clean.add(cfg)
+                continue
+            created, n, vid, why, where, notes = short
+            if where in found and found[where].counterexample["values"]["vcpus"] <= created:
+                continue
+            severity, message = rule.text(variant, created=created, max=n,
+                                          config=cfg.text(), why=why)
+            found[where] = Finding(
+                rule.id, severity, where[0], where[1], 1, where[2], message,
+                key=without_lines(f"{where[0]}:{where[2]}:{why.split(' ', 2)[-1]}"),
+                counterexample=record(cfg, (vid,), entry.function, vcpus=created, count=n),
+                notes=tuple(x for x in notes if (x.path, x.line) != where[:2]))
+    yield from found.values()
 
 
 def _sweeps(rule, t: model.Tree):
