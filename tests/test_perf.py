@@ -108,6 +108,27 @@ def test_extracted_facts_do_not_depend_on_the_scan_cache() -> None:
     assert warm.parsed_files == cold.parsed_files > 0
 
 
+# Odd spellings the scans must agree on, beside every fixture file.
+_SCAN_CASES = [b"x < SIZE < SIZE", b"a<<SIZE; b <SIZE_X; c\t<\nSIZE", b"SIZE<SIZE", b"<SIZE",
+               b"a <= SIZE; _a1<SIZE", b"#define\n#define FOO\n  # define BAR 1\n##define Z\n"
+               b"x #define Q\n\f#define V\n#define\tW(x)\n/* #define C */"]
+
+
+@pytest.mark.parametrize("data", [p.read_bytes() for p in C_FILES] + _SCAN_CASES,
+                         ids=[str(p.relative_to(FIXTURES)) for p in C_FILES] +
+                         [f"case{i}" for i in range(len(_SCAN_CASES))])
+def test_scans_from_a_literal_find_what_the_regular_expressions_found(data: bytes) -> None:
+    """The ``#define`` names and the ``V < SIZE`` comparisons, searched from their ``#``
+    and ``<``, are what the regular expressions anchored at every line or word found."""
+    assert facts.defined_names(data) == re.findall(rb"^\s*#\s*define\s+(\w+)", data, re.M)
+    for size in (b"SIZE", b"KVM_MAX_VCORES", b"KVM_MAX_VCPUS"):
+        plain = [(m.start(), m.end(), m.group(1)) for m in re.finditer(
+            rb"\b(\w+)\s*<\s*" + size + rb"\b", data)]
+        below = re.compile(rb"<\s*" + size + rb"\b")
+        assert list(facts._compared_below(data, below)) == plain
+    assert facts.defined_names(b"#define A\n x #define B\n") == [b"A"]  # the test can fail
+
+
 # --- the query cache ------------------------------------------------------------
 
 
