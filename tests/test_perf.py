@@ -427,3 +427,29 @@ def test_same_pattern_queries_capture_what_their_own_query_does(q: str) -> None:
         assert got == own, path
         checked += bool(own)
     assert checked
+
+
+# --- id-bound-mismatch's counts: only headers that name the table are searched ------
+
+
+@pytest.mark.parametrize("table", ["vcores", "core_table"])
+def test_table_size_count_is_found_by_the_table_role(tmp_path: Path, table: str) -> None:
+    """The size a header declares the VCORE table with is a count, also when the table
+    field is renamed (the headers searched are those that name the table found by its
+    role, not the profile's name)."""
+    import shutil
+
+    from analyzer.checks import _common
+    from analyzer.checks.id_bound_mismatch import count_roles
+    from analyzer.ruleset import select
+
+    tree = tmp_path / "t"
+    shutil.copytree(FIXTURES / "trees" / "rfc-applied", tree)
+    for path in tree.rglob("*"):
+        if path.suffix in (".c", ".h"):
+            path.write_bytes(path.read_bytes().replace(b"vcores", table.encode()))
+    rule = next(r for r in select(["id-bound-mismatch"]))
+    fx = facts.extract(source.from_directory(tree))
+    assert fx.fields.table == table
+    counts = count_roles(_common.tree(rule, fx), _common.found_roles(rule, fx))
+    assert counts.get("KVM_MAX_VCORES", "").startswith(f"it sizes {table}[] (arch/powerpc/")

@@ -120,7 +120,7 @@ def count_roles(t, found) -> dict[str, str]:
             out.setdefault(_last_name(bound), f"{found.pack}() keeps the packed index below it")
     table = t.facts.fields.table if t.facts.fields is not None else t.profile.fields["table"]
     for path in sorted(t.facts.snapshot.files):
-        if path.endswith(".h"):
+        if path.endswith(".h") and table.encode() in t.facts.snapshot.files[path]:
             for m in re.finditer(rf"\b{re.escape(table)}\s*\[\s*(\w+)\s*\]\s*;",
                                  t.facts.snapshot.files[path].decode("utf-8", "replace")):
                 out.setdefault(m.group(1), f"it sizes {table}[] ({path})")
