@@ -453,3 +453,45 @@ def test_table_size_count_is_found_by_the_table_role(tmp_path: Path, table: str)
     assert fx.fields.table == table
     counts = count_roles(_common.tree(rule, fx), _common.found_roles(rule, fx))
     assert counts.get("KVM_MAX_VCORES", "").startswith(f"it sizes {table}[] (arch/powerpc/")
+
+
+# --- pack-table's fault location: one build per class --------------------------------
+
+
+def test_fault_line_per_class_is_the_full_sweeps(monkeypatch) -> None:
+    """Where a pack-table finding goes, swept one build per class, is where the sweep of
+    every common build put it, on every fixture whose packing function has a table;
+    and the reduced sweep probes fewer IDs."""
+    from analyzer.checks import _pack_fault
+    from analyzer.model import roles, space
+
+    from .test_rule_fixtures import fixture_snapshot
+    from .test_snapshot import _cases
+
+    reduced = space.configs
+
+    def full(t, layouts=False, among=None):
+        return t.configs(among, layouts)
+
+    probes = {"full": 0, "reduced": 0}
+    plain_probe = _pack_fault.probe
+    compared = 0
+    for case in _cases():
+        fx = facts.extract(fixture_snapshot(case))
+        name = roles.find(fx, profile.load()).pack
+        t = packing.tree(fx, profile.load())
+        s = _pack_fault.shape(t, name) if name in fx.functions else None
+        if s is None:
+            continue
+        got = {}
+        for how, sweep in (("full", full), ("reduced", reduced)):
+            def counted(*a, how=how):
+                probes[how] += 1
+                return plain_probe(*a)
+            monkeypatch.setattr(space, "configs", sweep)
+            monkeypatch.setattr(_pack_fault, "probe", counted)
+            got[how] = [_pack_fault.fault_line(t, s, n) for n in (32, 64)]
+        assert got["reduced"] == got["full"], case
+        compared += 1
+    assert compared >= 3
+    assert probes["reduced"] < probes["full"]
