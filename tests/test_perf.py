@@ -495,3 +495,22 @@ def test_fault_line_per_class_is_the_full_sweeps(monkeypatch) -> None:
         compared += 1
     assert compared >= 3
     assert probes["reduced"] < probes["full"]
+
+
+# --- start-up: a format imports its own formatter only -------------------------------
+
+
+@pytest.mark.parametrize("fmt,wanted", [("text", "text"), ("json", "jsonout"),
+                                        ("sarif", "sarif"), ("checkpatch", "checkpatch")])
+def test_render_imports_only_the_formatter_asked_for(fmt: str, wanted: str) -> None:
+    """Rendering one format (in a fresh interpreter) imports that formatter and none of
+    the others: json, sarif and textwrap are start-up a plain check does not need."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom analyzer.report import Result, render\n"
+            f"render({fmt!r}, Result('t', [], {{}}), ())\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('analyzer.report.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parent.parent).stdout.split()
+    assert out == sorted(["analyzer.report.result", f"analyzer.report.{wanted}"])
