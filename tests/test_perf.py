@@ -514,3 +514,20 @@ def test_render_imports_only_the_formatter_asked_for(fmt: str, wanted: str) -> N
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parent.parent).stdout.split()
     assert out == sorted(["analyzer.report.result", f"analyzer.report.{wanted}"])
+
+
+def test_plain_check_does_not_import_what_only_a_series_needs() -> None:
+    """``check`` (in a fresh interpreter) runs without importing the verdict relocation a
+    series reuses, or the formatters of other formats; the run still finds what it finds."""
+    import subprocess
+    import sys
+
+    tree = FIXTURES / "trees" / "rfc-applied"
+    code = ("import sys, io, contextlib\nfrom analyzer import cli\nout = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            f"    rc = cli.main(['check', {str(tree)!r}, '--format', 'json'])\n"
+            "print(rc, 'analyzer.relocate' in sys.modules, 'analyzer.report.text' in sys.modules,"
+            " '\"rule\"' in out.getvalue())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parent.parent).stdout.split()
+    assert out == ["1", "False", "False", "True"]
