@@ -531,3 +531,86 @@ def test_plain_check_does_not_import_what_only_a_series_needs() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parent.parent).stdout.split()
     assert out == ["1", "False", "False", "True"]
+
+
+# --- paths that read the same share a sweep ------------------------------------------
+
+_HELPER = b"""
+int kvmppc_xive_compute_vp_id(struct kvmppc_xive *xive, u32 cpu, u32 *vp)
+{
+	if (cpu >= KVM_MAX_VCPU_ID)
+		return -EINVAL;
+	*vp = xive_vp(xive, cpu);
+	return 0;
+}
+
+int kvmppc_xive_connect_vcpu("""
+_NATIVE = b"""#include "book3s_xive.h"
+
+int kvmppc_xive_native_connect_vcpu(struct kvm_device *dev, struct kvm_vcpu *vcpu, u32 server_num)
+{
+	struct kvmppc_xive *xive = dev->private;
+	u32 vp_id;
+
+	return kvmppc_xive_compute_vp_id(xive, server_num, &vp_id);
+}
+"""
+
+
+def _two_connects(tmp_path: Path, native_check: bytes = b"") -> Path:
+    """The bundled tree with both interrupt-device connects handing the server number to
+    one checking helper (as 6.12 does), no check of their own before it (the native one:
+    ``native_check`` before it)."""
+    import shutil
+
+    tree = tmp_path / f"two-connects{len(native_check)}"
+    shutil.copytree(FIXTURES / "trees" / "rfc-applied", tree)
+    xive = tree / "arch/powerpc/kvm/book3s_xive.c"
+    src = xive.read_bytes()
+    check = src.index(b"\tif (cpu >= KVM_MAX_VCPU_ID) {")
+    src = src[:check] + src[src.index(b"\txc = kzalloc", check):]
+    src = src.replace(b"\txc->vp_id = xive_vp(xive, cpu);\n",
+                      b"\tr = kvmppc_xive_compute_vp_id(xive, cpu, &xc->vp_id);\n"
+                      b"\tif (r)\n\t\tgoto bail;\n")
+    xive.write_bytes(src.replace(b"\nint kvmppc_xive_connect_vcpu(", _HELPER, 1))
+    (tree / "arch/powerpc/kvm/book3s_xive_native.c").write_bytes(
+        _NATIVE.replace(b"\n\treturn kvmppc", b"\n" + native_check + b"\treturn kvmppc"))
+    return tree
+
+
+def test_paths_with_one_run_signature_share_a_sweep(tmp_path: Path, monkeypatch) -> None:
+    """vp-block-bound and id-bound-mismatch sweep once for entry points whose paths read
+    the same (guardless hops aside): their findings, on every fixture and on a tree whose
+    two connects call one checking helper, are those of a sweep per path, and on that
+    tree the VP block is swept once instead of twice."""
+    from analyzer import checks
+    from analyzer.checks import _common, vp_block_bound
+    from analyzer.ruleset import select
+
+    from .test_rule_fixtures import fixture_snapshot
+    from .test_snapshot import _cases
+
+    rules = select(["vp-block-bound", "id-bound-mismatch"])
+    plain_signature, plain_overflow = _common.run_signature, vp_block_bound._overflow
+    sweeps: dict[tuple, int] = {}
+
+    def findings(snap, name: str, shared: bool) -> list:
+        def overflow(*a):
+            sweeps[name, shared] = sweeps.get((name, shared), 0) + 1
+            return plain_overflow(*a)
+        signature = plain_signature if shared else (lambda path: (object(),))
+        monkeypatch.setattr(_common, "run_signature", signature)
+        monkeypatch.setattr(vp_block_bound, "run_signature", signature)
+        monkeypatch.setattr(vp_block_bound, "_overflow", overflow)
+        fx = facts.extract(snap)  # a new Facts: the model's caches start empty
+        return [(f.rule, f.path, f.line, f.message, f.counterexample, f.notes)
+                for f in checks.run(rules, fx)]
+
+    cases = [(fixture_snapshot(c), c.name) for c in _cases()]
+    cases.append((source.from_directory(_two_connects(tmp_path)), "two-connects"))
+    checked = _two_connects(tmp_path, b"\tif (server_num >= 4)\n\t\treturn -EINVAL;\n")
+    cases.append((source.from_directory(checked), "native-checks-more"))
+    for snap, name in cases:
+        assert findings(snap, name, True) == findings(snap, name, False), name
+    assert sweeps["two-connects", True] == 1 and sweeps["two-connects", False] == 2
+    assert sweeps["native-checks-more", True] == sweeps["native-checks-more", False] == 2

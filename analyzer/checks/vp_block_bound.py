@@ -12,7 +12,7 @@ from ..c.facts import Facts
 from ..findings import Finding, Note
 from ..model import paths, space
 from ..model import roles as roles_mod
-from ._common import configs, entries, found_roles, path_notes, record, tree
+from ._common import configs, entries, found_roles, path_notes, record, run_signature, tree
 from .registry import check
 
 
@@ -29,6 +29,7 @@ class Sink:
     run: object  # (cfg, vid, extra) -> (admitted, index | None)
     score: object  # (cfg, ids, extra) -> [index | None per ID], the computation alone
     notes: object  # vid -> tuple[Note, ...]
+    signature: tuple | None = None  # _common.run_signature of the path (None: raw)
 
 
 @check("vp_block_bound", params={"nr_cpus": (list, False)},
@@ -40,11 +41,17 @@ def vp_block_bound(rule, facts: Facts) -> Iterator[Finding]:
         return
     t = tree(rule, facts)
     reported: set[tuple] = set()
+    swept: dict[tuple, tuple | None] = {}  # sinks whose runs read the same share a sweep
     for entry in entries(rule, facts):
         for sink in _sinks(rule, t, entry, roles):
             if (entry.function, sink.chain) in reported:
                 continue
-            hit = _overflow(rule, t, sink, alloc.size_text)
+            if sink.signature is None:
+                hit = _overflow(rule, t, sink, alloc.size_text)
+            else:
+                if sink.signature not in swept:
+                    swept[sink.signature] = _overflow(rule, t, sink, alloc.size_text)
+                hit = swept[sink.signature]
             if hit is None:
                 continue
             reported.add((entry.function, sink.chain))
@@ -116,7 +123,7 @@ def _sinks(rule, t, entry, roles) -> Iterator[Sink]:
                    for h in path.hops for g in h.guards)
         yield Sink(path.chain(), last.path, last.line, last.function, gs,
                    _path_runner(t, path), _helper_score(t, path.hops[-1]),
-                   lambda vid, p=path: path_notes(facts, p, vid))
+                   lambda vid, p=path: path_notes(facts, p, vid), run_signature(path))
     if not roles.vp_helpers:
         yield from _raw_sinks(rule, t, entry)
 
