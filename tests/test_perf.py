@@ -614,3 +614,31 @@ def test_paths_with_one_run_signature_share_a_sweep(tmp_path: Path, monkeypatch)
         assert findings(snap, name, True) == findings(snap, name, False), name
     assert sweeps["two-connects", True] == 1 and sweeps["two-connects", False] == 2
     assert sweeps["native-checks-more", True] == sweeps["native-checks-more", False] == 2
+
+
+# --- macro bodies: a word search without a pattern per name --------------------------
+
+
+@pytest.mark.parametrize("text,name", [
+    ("F(x) + 1", "F"), ("xF(x)", "F"), ("F_(x)", "F"), ("a + F", "F"), ("FF F", "F"),
+    ("éF", "F"), ("F2", "F"), ("(F)", "F"), ("", "F"), ("G(F(x))", "F"), ("FFx", "F")])
+def test_macro_mentions_itself_as_the_word_pattern_says(text: str, name: str) -> None:
+    from analyzer.c import macros
+
+    assert macros.mentions(text, name) == bool(re.search(rf"\b{re.escape(name)}\b", text))
+
+
+def test_macro_mentions_on_every_fixture_line() -> None:
+    """Each line of every fixture file, asked about each identifier in it and about its
+    prefixes and suffixes (a name inside a longer word), as the word pattern answers."""
+    from analyzer.c import macros
+
+    asked = 0
+    for path in C_FILES:
+        for line in path.read_text("utf-8", "replace").splitlines():
+            for word in set(re.findall(r"[A-Za-z_]\w*", line)):
+                for name in {word, word[:-1], word[1:]} - {""}:
+                    assert macros.mentions(line, name) == bool(
+                        re.search(rf"\b{re.escape(name)}\b", line)), (line, name)
+                    asked += 1
+    assert asked > 1000
