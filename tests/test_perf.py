@@ -642,3 +642,35 @@ def test_macro_mentions_on_every_fixture_line() -> None:
                         re.search(rf"\b{re.escape(name)}\b", line)), (line, name)
                     asked += 1
     assert asked > 1000
+
+
+# --- roles: the allocation's callee is looked up, not every function's branch --------
+
+
+@pytest.mark.parametrize("callee,defined,found", [
+    ("xive_native_alloc_vp_block", "", True),  # the profile's allocator, outside the tree
+    ("my_alloc", "", True),  # a call the tree does not define
+    ("my_alloc", "#if 0\nstatic int my_alloc(int n) { return n; }\n#endif\n", True),  # a stub
+    ("my_alloc", "static int my_alloc(int n) { return n; }\n", False),  # a tree function
+])
+def test_allocation_skips_only_calls_the_build_defines(tmp_path: Path, monkeypatch,
+                                                        callee: str, defined: str,
+                                                        found: bool) -> None:
+    """``X->vp_base = alloc(SIZE)`` is the VP block allocation unless the build defines
+    ``alloc`` in the tree (a stub under ``#if 0`` does not count), and only the calls
+    assigned to the field have their branch evaluated, not every function's."""
+    from analyzer.c import defines
+    from analyzer.model import roles
+
+    src = (f"{defined}int kvmppc_xive_create(struct kvmppc_xive *xive, int n)\n{{\n"
+           f"\txive->vp_base = {callee}(n);\n\treturn 0;\n}}\n"
+           "int f1(int a) { return a; }\nint f2(int a) { return a; }\n")
+    path = tmp_path / "arch/powerpc/kvm/book3s_xive.c"
+    path.parent.mkdir(parents=True)
+    path.write_text(src)
+    asked = []
+    plain = defines.active
+    monkeypatch.setattr(defines, "active", lambda *a: asked.append(a) or plain(*a))
+    alloc = roles.find(facts.extract(source.from_directory(tmp_path)), profile.load()).allocation
+    assert (alloc is not None and alloc.size_text == "n") == found
+    assert len(asked) <= 2
