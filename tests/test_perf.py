@@ -108,6 +108,27 @@ def test_extracted_facts_do_not_depend_on_the_scan_cache() -> None:
     assert warm.parsed_files == cold.parsed_files > 0
 
 
+# Odd spellings the scans must agree on, beside every fixture file.
+_SCAN_CASES = [b"x < SIZE < SIZE", b"a<<SIZE; b <SIZE_X; c\t<\nSIZE", b"SIZE<SIZE", b"<SIZE",
+               b"a <= SIZE; _a1<SIZE", b"#define\n#define FOO\n  # define BAR 1\n##define Z\n"
+               b"x #define Q\n\f#define V\n#define\tW(x)\n/* #define C */"]
+
+
+@pytest.mark.parametrize("data", [p.read_bytes() for p in C_FILES] + _SCAN_CASES,
+                         ids=[str(p.relative_to(FIXTURES)) for p in C_FILES] +
+                         [f"case{i}" for i in range(len(_SCAN_CASES))])
+def test_scans_from_a_literal_find_what_the_regular_expressions_found(data: bytes) -> None:
+    """The ``#define`` names and the ``V < SIZE`` comparisons, searched from their ``#``
+    and ``<``, are what the regular expressions anchored at every line or word found."""
+    assert facts.defined_names(data) == re.findall(rb"^\s*#\s*define\s+(\w+)", data, re.M)
+    for size in (b"SIZE", b"KVM_MAX_VCORES", b"KVM_MAX_VCPUS"):
+        plain = [(m.start(), m.end(), m.group(1)) for m in re.finditer(
+            rb"\b(\w+)\s*<\s*" + size + rb"\b", data)]
+        below = re.compile(rb"<\s*" + size + rb"\b")
+        assert list(facts._compared_below(data, below)) == plain
+    assert facts.defined_names(b"#define A\n x #define B\n") == [b"A"]  # the test can fail
+
+
 # --- the query cache ------------------------------------------------------------
 
 
@@ -406,3 +427,250 @@ def test_same_pattern_queries_capture_what_their_own_query_does(q: str) -> None:
         assert got == own, path
         checked += bool(own)
     assert checked
+
+
+# --- id-bound-mismatch's counts: only headers that name the table are searched ------
+
+
+@pytest.mark.parametrize("table", ["vcores", "core_table"])
+def test_table_size_count_is_found_by_the_table_role(tmp_path: Path, table: str) -> None:
+    """The size a header declares the VCORE table with is a count, also when the table
+    field is renamed (the headers searched are those that name the table found by its
+    role, not the profile's name)."""
+    import shutil
+
+    from analyzer.checks import _common
+    from analyzer.checks.id_bound_mismatch import count_roles
+    from analyzer.ruleset import select
+
+    tree = tmp_path / "t"
+    shutil.copytree(FIXTURES / "trees" / "rfc-applied", tree)
+    for path in tree.rglob("*"):
+        if path.suffix in (".c", ".h"):
+            path.write_bytes(path.read_bytes().replace(b"vcores", table.encode()))
+    rule = next(r for r in select(["id-bound-mismatch"]))
+    fx = facts.extract(source.from_directory(tree))
+    assert fx.fields.table == table
+    counts = count_roles(_common.tree(rule, fx), _common.found_roles(rule, fx))
+    assert counts.get("KVM_MAX_VCORES", "").startswith(f"it sizes {table}[] (arch/powerpc/")
+
+
+# --- pack-table's fault location: one build per class --------------------------------
+
+
+def test_fault_line_per_class_is_the_full_sweeps(monkeypatch) -> None:
+    """Where a pack-table finding goes, swept one build per class, is where the sweep of
+    every common build put it, on every fixture whose packing function has a table;
+    and the reduced sweep probes fewer IDs."""
+    from analyzer.checks import _pack_fault
+    from analyzer.model import roles, space
+
+    from .test_rule_fixtures import fixture_snapshot
+    from .test_snapshot import _cases
+
+    reduced = space.configs
+
+    def full(t, layouts=False, among=None):
+        return t.configs(among, layouts)
+
+    probes = {"full": 0, "reduced": 0}
+    plain_probe = _pack_fault.probe
+    compared = 0
+    for case in _cases():
+        fx = facts.extract(fixture_snapshot(case))
+        name = roles.find(fx, profile.load()).pack
+        t = packing.tree(fx, profile.load())
+        s = _pack_fault.shape(t, name) if name in fx.functions else None
+        if s is None:
+            continue
+        got = {}
+        for how, sweep in (("full", full), ("reduced", reduced)):
+            def counted(*a, how=how):
+                probes[how] += 1
+                return plain_probe(*a)
+            monkeypatch.setattr(space, "configs", sweep)
+            monkeypatch.setattr(_pack_fault, "probe", counted)
+            got[how] = [_pack_fault.fault_line(t, s, n) for n in (32, 64)]
+        assert got["reduced"] == got["full"], case
+        compared += 1
+    assert compared >= 3
+    assert probes["reduced"] < probes["full"]
+
+
+# --- start-up: a format imports its own formatter only -------------------------------
+
+
+@pytest.mark.parametrize("fmt,wanted", [("text", "text"), ("json", "jsonout"),
+                                        ("sarif", "sarif"), ("checkpatch", "checkpatch")])
+def test_render_imports_only_the_formatter_asked_for(fmt: str, wanted: str) -> None:
+    """Rendering one format (in a fresh interpreter) imports that formatter and none of
+    the others: json, sarif and textwrap are start-up a plain check does not need."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom analyzer.report import Result, render\n"
+            f"render({fmt!r}, Result('t', [], {{}}), ())\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('analyzer.report.'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parent.parent).stdout.split()
+    assert out == sorted(["analyzer.report.result", f"analyzer.report.{wanted}"])
+
+
+def test_plain_check_does_not_import_what_only_a_series_needs() -> None:
+    """``check`` (in a fresh interpreter) runs without importing the verdict relocation a
+    series reuses, or the formatters of other formats; the run still finds what it finds."""
+    import subprocess
+    import sys
+
+    tree = FIXTURES / "trees" / "rfc-applied"
+    code = ("import sys, io, contextlib\nfrom analyzer import cli\nout = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            f"    rc = cli.main(['check', {str(tree)!r}, '--format', 'json'])\n"
+            "print(rc, 'analyzer.relocate' in sys.modules, 'analyzer.report.text' in sys.modules,"
+            " '\"rule\"' in out.getvalue())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parent.parent).stdout.split()
+    assert out == ["1", "False", "False", "True"]
+
+
+# --- paths that read the same share a sweep ------------------------------------------
+
+_HELPER = b"""
+int kvmppc_xive_compute_vp_id(struct kvmppc_xive *xive, u32 cpu, u32 *vp)
+{
+	if (cpu >= KVM_MAX_VCPU_ID)
+		return -EINVAL;
+	*vp = xive_vp(xive, cpu);
+	return 0;
+}
+
+int kvmppc_xive_connect_vcpu("""
+_NATIVE = b"""#include "book3s_xive.h"
+
+int kvmppc_xive_native_connect_vcpu(struct kvm_device *dev, struct kvm_vcpu *vcpu, u32 server_num)
+{
+	struct kvmppc_xive *xive = dev->private;
+	u32 vp_id;
+
+	return kvmppc_xive_compute_vp_id(xive, server_num, &vp_id);
+}
+"""
+
+
+def _two_connects(tmp_path: Path, native_check: bytes = b"") -> Path:
+    """The bundled tree with both interrupt-device connects handing the server number to
+    one checking helper (as 6.12 does), no check of their own before it (the native one:
+    ``native_check`` before it)."""
+    import shutil
+
+    tree = tmp_path / f"two-connects{len(native_check)}"
+    shutil.copytree(FIXTURES / "trees" / "rfc-applied", tree)
+    xive = tree / "arch/powerpc/kvm/book3s_xive.c"
+    src = xive.read_bytes()
+    check = src.index(b"\tif (cpu >= KVM_MAX_VCPU_ID) {")
+    src = src[:check] + src[src.index(b"\txc = kzalloc", check):]
+    src = src.replace(b"\txc->vp_id = xive_vp(xive, cpu);\n",
+                      b"\tr = kvmppc_xive_compute_vp_id(xive, cpu, &xc->vp_id);\n"
+                      b"\tif (r)\n\t\tgoto bail;\n")
+    xive.write_bytes(src.replace(b"\nint kvmppc_xive_connect_vcpu(", _HELPER, 1))
+    (tree / "arch/powerpc/kvm/book3s_xive_native.c").write_bytes(
+        _NATIVE.replace(b"\n\treturn kvmppc", b"\n" + native_check + b"\treturn kvmppc"))
+    return tree
+
+
+def test_paths_with_one_run_signature_share_a_sweep(tmp_path: Path, monkeypatch) -> None:
+    """vp-block-bound and id-bound-mismatch sweep once for entry points whose paths read
+    the same (guardless hops aside): their findings, on every fixture and on a tree whose
+    two connects call one checking helper, are those of a sweep per path, and on that
+    tree the VP block is swept once instead of twice."""
+    from analyzer import checks
+    from analyzer.checks import _common, vp_block_bound
+    from analyzer.ruleset import select
+
+    from .test_rule_fixtures import fixture_snapshot
+    from .test_snapshot import _cases
+
+    rules = select(["vp-block-bound", "id-bound-mismatch"])
+    plain_signature, plain_overflow = _common.run_signature, vp_block_bound._overflow
+    sweeps: dict[tuple, int] = {}
+
+    def findings(snap, name: str, shared: bool) -> list:
+        def overflow(*a):
+            sweeps[name, shared] = sweeps.get((name, shared), 0) + 1
+            return plain_overflow(*a)
+        signature = plain_signature if shared else (lambda path: (object(),))
+        monkeypatch.setattr(_common, "run_signature", signature)
+        monkeypatch.setattr(vp_block_bound, "run_signature", signature)
+        monkeypatch.setattr(vp_block_bound, "_overflow", overflow)
+        fx = facts.extract(snap)  # a new Facts: the model's caches start empty
+        return [(f.rule, f.path, f.line, f.message, f.counterexample, f.notes)
+                for f in checks.run(rules, fx)]
+
+    cases = [(fixture_snapshot(c), c.name) for c in _cases()]
+    cases.append((source.from_directory(_two_connects(tmp_path)), "two-connects"))
+    checked = _two_connects(tmp_path, b"\tif (server_num >= 4)\n\t\treturn -EINVAL;\n")
+    cases.append((source.from_directory(checked), "native-checks-more"))
+    for snap, name in cases:
+        assert findings(snap, name, True) == findings(snap, name, False), name
+    assert sweeps["two-connects", True] == 1 and sweeps["two-connects", False] == 2
+    assert sweeps["native-checks-more", True] == sweeps["native-checks-more", False] == 2
+
+
+# --- macro bodies: a word search without a pattern per name --------------------------
+
+
+@pytest.mark.parametrize("text,name", [
+    ("F(x) + 1", "F"), ("xF(x)", "F"), ("F_(x)", "F"), ("a + F", "F"), ("FF F", "F"),
+    ("éF", "F"), ("F2", "F"), ("(F)", "F"), ("", "F"), ("G(F(x))", "F"), ("FFx", "F")])
+def test_macro_mentions_itself_as_the_word_pattern_says(text: str, name: str) -> None:
+    from analyzer.c import macros
+
+    assert macros.mentions(text, name) == bool(re.search(rf"\b{re.escape(name)}\b", text))
+
+
+def test_macro_mentions_on_every_fixture_line() -> None:
+    """Each line of every fixture file, asked about each identifier in it and about its
+    prefixes and suffixes (a name inside a longer word), as the word pattern answers."""
+    from analyzer.c import macros
+
+    asked = 0
+    for path in C_FILES:
+        for line in path.read_text("utf-8", "replace").splitlines():
+            for word in set(re.findall(r"[A-Za-z_]\w*", line)):
+                for name in {word, word[:-1], word[1:]} - {""}:
+                    assert macros.mentions(line, name) == bool(
+                        re.search(rf"\b{re.escape(name)}\b", line)), (line, name)
+                    asked += 1
+    assert asked > 1000
+
+
+# --- roles: the allocation's callee is looked up, not every function's branch --------
+
+
+@pytest.mark.parametrize("callee,defined,found", [
+    ("xive_native_alloc_vp_block", "", True),  # the profile's allocator, outside the tree
+    ("my_alloc", "", True),  # a call the tree does not define
+    ("my_alloc", "#if 0\nstatic int my_alloc(int n) { return n; }\n#endif\n", True),  # a stub
+    ("my_alloc", "static int my_alloc(int n) { return n; }\n", False),  # a tree function
+])
+def test_allocation_skips_only_calls_the_build_defines(tmp_path: Path, monkeypatch,
+                                                        callee: str, defined: str,
+                                                        found: bool) -> None:
+    """``X->vp_base = alloc(SIZE)`` is the VP block allocation unless the build defines
+    ``alloc`` in the tree (a stub under ``#if 0`` does not count), and only the calls
+    assigned to the field have their branch evaluated, not every function's."""
+    from analyzer.c import defines
+    from analyzer.model import roles
+
+    src = (f"{defined}int kvmppc_xive_create(struct kvmppc_xive *xive, int n)\n{{\n"
+           f"\txive->vp_base = {callee}(n);\n\treturn 0;\n}}\n"
+           "int f1(int a) { return a; }\nint f2(int a) { return a; }\n")
+    path = tmp_path / "arch/powerpc/kvm/book3s_xive.c"
+    path.parent.mkdir(parents=True)
+    path.write_text(src)
+    asked = []
+    plain = defines.active
+    monkeypatch.setattr(defines, "active", lambda *a: asked.append(a) or plain(*a))
+    alloc = roles.find(facts.extract(source.from_directory(tmp_path)), profile.load()).allocation
+    assert (alloc is not None and alloc.size_text == "n") == found
+    assert len(asked) <= 2

@@ -42,9 +42,25 @@ def _expandable(name: str, macro: tuple[tuple[str, ...], str], functions) -> boo
     loop, not defined also as a function, and not mentioning itself."""
     params, body = macro
     if name in MODELLED or name.startswith("pr_") or "for_each" in name or name in functions \
-            or "#" in body or "..." in params or re.search(rf"\b{re.escape(name)}\b", body):
+            or "#" in body or "..." in params or mentions(body, name):
         return False
     return _is_expression(body)
+
+
+def mentions(text: str, name: str) -> bool:
+    """``re.search(rf"\\b{name}\\b", text)`` for an identifier ``name``, without compiling a
+    pattern per name (a check asks it of every function-like macro of the tree)."""
+    i = text.find(name)
+    while i >= 0:
+        j = i + len(name)
+        if (i == 0 or not _word(text[i - 1])) and (j == len(text) or not _word(text[j])):
+            return True
+        i = text.find(name, i + 1)
+    return False
+
+
+def _word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"  # what \\w matches in a str pattern
 
 
 @functools.lru_cache(maxsize=4096)

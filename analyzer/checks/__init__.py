@@ -13,12 +13,15 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from .. import relocate
 from ..c.facts import Facts
 from ..errors import ModelLimit
 from ..findings import Finding, fingerprinted
 from .registry import Spec, discover, validate_params
+
+if TYPE_CHECKING:
+    from .. import relocate
 
 
 def in_scope(rule, path: str) -> bool:
@@ -51,9 +54,10 @@ def _run_one(rule, spec: Spec, facts: Facts, reuse: bool) -> list[Finding]:
     """Run one check; a verdict is reused while nothing its declared inputs read
     changes, at the lines its functions moved to."""
     key = _key(rule, spec, facts) if reuse and spec.reads else None
-    if key is not None and key in _VERDICTS:
-        moved = relocate.move(*_VERDICTS[key], facts)
-        if moved is not None:
+    if key is not None:
+        from .. import relocate  # a series only: a plain check never imports it
+
+        if key in _VERDICTS and (moved := relocate.move(*_VERDICTS[key], facts)) is not None:
             return moved
     try:
         out = list(spec.fn(rule, facts))

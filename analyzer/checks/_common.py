@@ -44,6 +44,17 @@ def record(cfg: model.Config, ids, entry: str | None = None, **values) -> dict:
     return Counterexample(cfg.as_dict(), tuple(ids), entry, values).as_dict()
 
 
+def run_signature(path: paths.Path) -> tuple:
+    """What :func:`paths.run` reads of ``path``: each hop that has guards (its function,
+    the names, field and flow that hold the ID, the pointers, the guards) and the call at
+    the end. A hop without guards only hands the ID on, so two paths with one signature
+    (two entry points that call one checking helper) give the same outcome for every
+    configuration, ID and binding: a sweep of one answers for the other."""
+    last = path.hops[-1]
+    return tuple((h.function, h.names, h.pointers, h.flow, h.guards)
+                 for h in path.hops if h.guards), last.callee, last.arg_index
+
+
 def path_notes(facts: Facts, path: paths.Path, vid: int) -> tuple[Note, ...]:
     """The path from the entry point as notes: each call, with the guards it passed."""
     out = []

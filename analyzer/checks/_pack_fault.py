@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from ..c import guards
 from ..c import parse as cparse
-from ..model import ceval
+from ..model import ceval, space
 from ..model import packing as model
 
 PREFIX = "__vpcheck_t"
@@ -115,8 +115,9 @@ def fault_line(t: model.Tree, s: Shape, n_max: int) -> tuple[int, str] | None:
     # the layouts of one build and stride share IDs, and a probe reads only the build's
     # bindings (cfg.env), never the threads per core: each ID is probed once per build
     known: dict[tuple, tuple | None] = {}
-    for cfg in t.configs(tuple(v for v in t.profile.nr_cpus_values if v <= n_max),
-                         layouts=True):
+    # one build per class of the configuration space (analyzer/model/space.py), as the
+    # rule's own sweep: the smallest build of a class speaks for it
+    for cfg in space.configs(t, True, tuple(v for v in t.profile.nr_cpus_values if v <= n_max)):
         if not cfg.qemu_like:
             continue
         n = t.macro(count, cfg)

@@ -11,6 +11,7 @@ from ..c.facts import Facts
 from ..findings import Finding, Note
 from ..model import paths, space
 from ..model import roles as roles_mod
+from . import _common
 from ._common import configs, create_notes, entries, found_roles, record, refused_notes, tree
 from .registry import check
 
@@ -34,15 +35,21 @@ def _disagreements(rule, facts: Facts) -> Iterator[Finding]:
     cp = paths.create_path(t, create)
     if cp is None or t.first_macro(rule.profile.id_space) is None:
         return
+    swept: dict[tuple, tuple | None] = {}  # entries whose routes read the same share a sweep
     for entry in entries(rule, facts):
         if entry is create:
             continue
         # the same paths every rule follows (the profile's lookups trusted)
         routes = list(space.find(t, entry, set(roles.vp_helpers)))
-        hit = routes and _first_refused(rule, t, cp, routes)
-        if not hit:
+        key = tuple(_common.run_signature(r) for r in routes)
+        if key not in swept:  # (configuration, ID, which route, where it is refused)
+            got = routes and _first_refused(rule, t, cp, routes)
+            swept[key] = got and (got[0], got[1], [r is got[2] for r in routes].index(True),
+                                  got[3])
+        if not swept[key]:
             continue
-        cfg, vid, route, (fn_name, line) = hit
+        cfg, vid, which, (fn_name, line) = swept[key]
+        route = routes[which]
         fact = facts.functions[fn_name]
         severity, message = rule.text("disagree", create=create.what, create_fn=create.function,
                                       what=entry.what, id=vid, config=cfg.text())
@@ -120,7 +127,7 @@ def count_roles(t, found) -> dict[str, str]:
             out.setdefault(_last_name(bound), f"{found.pack}() keeps the packed index below it")
     table = t.facts.fields.table if t.facts.fields is not None else t.profile.fields["table"]
     for path in sorted(t.facts.snapshot.files):
-        if path.endswith(".h"):
+        if path.endswith(".h") and table.encode() in t.facts.snapshot.files[path]:
             for m in re.finditer(rf"\b{re.escape(table)}\s*\[\s*(\w+)\s*\]\s*;",
                                  t.facts.snapshot.files[path].decode("utf-8", "replace")):
                 out.setdefault(m.group(1), f"it sizes {table}[] ({path})")

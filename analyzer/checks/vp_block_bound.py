@@ -12,7 +12,7 @@ from ..c.facts import Facts
 from ..findings import Finding, Note
 from ..model import paths, space
 from ..model import roles as roles_mod
-from ._common import configs, entries, found_roles, path_notes, record, tree
+from ._common import configs, entries, found_roles, path_notes, record, run_signature, tree
 from .registry import check
 
 
@@ -29,6 +29,7 @@ class Sink:
     run: object  # (cfg, vid, extra) -> (admitted, index | None)
     score: object  # (cfg, ids, extra) -> [index | None per ID], the computation alone
     notes: object  # vid -> tuple[Note, ...]
+    signature: tuple | None = None  # _common.run_signature of the path (None: raw)
 
 
 @check("vp_block_bound", params={"nr_cpus": (list, False)},
@@ -40,12 +41,21 @@ def vp_block_bound(rule, facts: Facts) -> Iterator[Finding]:
         return
     t = tree(rule, facts)
     reported: set[tuple] = set()
+    swept: dict[tuple, list] = {}  # sinks whose runs read the same share a sweep
+
+    def count_of(cfg, nr: int) -> int:
+        return _count(rule, t, alloc, cfg, nr)[1]
+
     for entry in entries(rule, facts):
         for sink in _sinks(rule, t, entry, roles):
             if (entry.function, sink.chain) in reported:
                 continue
-            hits = _overflow(rule, t, sink, alloc.size_text,
-                             lambda cfg, nr: _count(rule, t, alloc, cfg, nr)[1])
+            if sink.signature is None:
+                hits = _overflow(rule, t, sink, alloc.size_text, count_of)
+            else:  # paths whose guarded hops and final call agree share one sweep
+                if sink.signature not in swept:
+                    swept[sink.signature] = _overflow(rule, t, sink, alloc.size_text, count_of)
+                hits = swept[sink.signature]
             if hits:
                 reported.add((entry.function, sink.chain))
             for n, (small, (cfg, vid, nr, index, size)) in enumerate(hits):
@@ -119,7 +129,7 @@ def _sinks(rule, t, entry, roles) -> Iterator[Sink]:
                    for h in path.hops for g in h.guards)
         yield Sink(path.chain(), last.path, last.line, last.function, gs,
                    _path_runner(t, path), _helper_score(t, path.hops[-1]),
-                   lambda vid, p=path: path_notes(facts, p, vid))
+                   lambda vid, p=path: path_notes(facts, p, vid), run_signature(path))
     if not roles.vp_helpers:
         yield from _raw_sinks(rule, t, entry)
 

@@ -138,8 +138,10 @@ def _folding(facts: Facts, count: str) -> str | None:
 def _allocation(facts: Facts, vp_field: str, prof) -> Allocation | None:
     """``X->VP_BASE = alloc(SIZE)`` with ``alloc`` a call the tree does not define
     (a stub under a branch the build leaves out does not count)."""
-    defined = {n for n, f in facts.functions.items()
-               if defines.active(f.conds, prof.kconfig, prof.arch_defined)}
+    def defined(name: str) -> bool:  # asked of a few calls, not of all ~800 functions
+        f = facts.functions.get(name)
+        return f is not None and defines.active(f.conds, prof.kconfig, prof.arch_defined)
+
     q = ("(assignment_expression left: (field_expression field: (field_identifier) @f)"
          " right: (call_expression) @c)")
     for path in sorted(facts.files):
@@ -154,7 +156,7 @@ def _allocation(facts: Facts, vp_field: str, prof) -> Allocation | None:
             name = cparse.text(call.child_by_field_name("function"))
             args = [a for a in call.child_by_field_name("arguments").named_children
                     if a.type != "comment"]
-            if len(args) != 1 or (name in defined and name not in prof.vp_block_alloc):
+            if len(args) != 1 or (defined(name) and name not in prof.vp_block_alloc):
                 continue
             fn = cparse.enclosing_function(m["c"][0])
             return Allocation(" ".join(cparse.text(args[0]).split()), path,

@@ -17,18 +17,25 @@ FORMATS = ("text", "json", "gcc", "checkpatch", "sarif", "github")
 
 def render(fmt: str, result: Result, rules: Sequence[Rule], terse: bool = False,
            style: Style = PLAIN) -> str:
-    from . import checkpatch, github, jsonout, sarif, text
-
+    # only the formatter asked for is imported (json, sarif and textwrap cost start-up)
     if fmt == "checkpatch":
+        from . import checkpatch
+
         return checkpatch.terse(result) if terse else checkpatch.full(result)
-    if fmt == "text":
-        return text.text(result, style)
-    if fmt == "gcc":
-        return text.gcc(result)
+    if fmt in ("text", "gcc"):
+        from . import text
+
+        return text.text(result, style) if fmt == "text" else text.gcc(result)
     if fmt == "github":
+        from . import github
+
         return github.annotations(result)
     if fmt == "sarif":
+        from . import sarif
+
         return sarif.sarif(result, rules)
+    from . import jsonout
+
     return jsonout.as_json(result)
 
 
