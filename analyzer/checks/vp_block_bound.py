@@ -153,8 +153,8 @@ def _raw_sinks(rule, t, entry) -> Iterator[Sink]:
     fact = t.facts.functions[entry.function]
     vp = roles_mod.vp_field(t.facts, rule.profile)
     names = paths.entry_names_of(t, entry)
-    flow = paths.id_flow(fn, names, entry.id_field, rule.profile.sanitizers,
-                         rule.profile.succeed)
+    flow = paths.id_flow(fn, names, entry.id_field,
+                         paths.lookup_calls(t, rule.profile.sanitizers), rule.profile.succeed)
     pointers = paths._pointers(fn)
     for add in cparse.captures('(binary_expression operator: "+") @a', fn).get("a", []):
         sides = [cparse.strip_parens(add.child_by_field_name(k)) for k in ("left", "right")]
