@@ -212,3 +212,18 @@ def test_capacity_names_the_early_return_that_turns_the_id_away() -> None:
     assert text.strip() == "if (id >= KVM_MAX_VCPUS)"
     assert f"by the check at line {f.line}" in f.message
     assert vid >= f.counterexample["NR_CPUS"]  # KVM_MAX_VCPUS = NR_CPUS refuses it
+
+
+def test_raw_vp_base_claims_the_raw_sum_only_when_it_adds_the_server_as_is() -> None:
+    """``vp_base + (server-1)`` is not ``base + server``: the message must not say so."""
+    snap = fixture_snapshot(RFC)
+    path = "arch/powerpc/kvm/book3s_xive.c"
+    plain = b"xive->vp_base + state->act_server, MASKED"
+    assert plain in snap.files[path]
+    edited = snap.files[path].replace(plain, b"xive->vp_base + (state->act_server-1), MASKED")
+    snap = Snapshot(snap.target, {**snap.files, path: edited})
+    found = {f.key: f for f in _run(snap, "xive-raw-vp-base")}
+    shifted = found["xive->vp_base + (state->act_server-1)"]
+    assert "is VP base +" in shifted.message and "not base +" not in shifted.message
+    others = [f for k, f in found.items() if k != "xive->vp_base + (state->act_server-1)"]
+    assert others and all("not base +" in f.message for f in others)

@@ -66,24 +66,25 @@ def raw_block_base(rule, facts: Facts) -> Iterator[Finding]:
             message += f" (defined in {helper.path}, not visible here)"
         if helper.name not in examples:
             examples[helper.name] = _example(rule, facts, helper, fld)
-        ex = examples[helper.name]
-        if ex is None:
-            yield Finding(rule.id, rule.severity, add.path, add.line, add.column,
-                          add.function, message, key=add.expr, fix=fix)
-            continue
-        cfg, server, offset, count = ex
-        message += f": with {cfg.text()}, server {server} is VP base + {offset} " \
-            f"({helper.name}())"
-        if _PLAIN.fullmatch(" ".join(add.offset.split())):  # the sum adds the number as is
-            message += f", not base + {server}" + (
-                f", beyond the {count} VPs a VM's block holds" if server >= count else "")
+        tail, example, notes = _explain(examples[helper.name], add, helper, facts, fld)
         yield Finding(rule.id, rule.severity, add.path, add.line, add.column, add.function,
-                      message, key=add.expr, fix=fix,
-                      counterexample=record(cfg, (server,), None, vp_offset=offset,
-                                            count=count),
-                      notes=(Note(helper.path, _return_line(facts, helper.name, fld),
-                                  f"{helper.name}() gives VP base + {offset} for server "
-                                  f"{server}", helper.name),))
+                      message + tail, key=add.expr, fix=fix, counterexample=example,
+                      notes=notes)
+
+
+def _explain(ex, add: VpAddition, helper: VpHelper, facts: Facts, fld: str):
+    """The counterexample's part of a finding: the message's tail, the record and the
+    note at the helper's return (nothing when the helper gave no example)."""
+    if ex is None:
+        return "", None, ()
+    cfg, server, offset, count = ex
+    tail = f": with {cfg.text()}, server {server} is VP base + {offset} ({helper.name}())"
+    if _PLAIN.fullmatch(" ".join(add.offset.split())):  # the sum adds the number as is
+        tail += f", not base + {server}" + (
+            f", beyond the {count} VPs a VM's block holds" if server >= count else "")
+    note = Note(helper.path, _return_line(facts, helper.name, fld),
+                f"{helper.name}() gives VP base + {offset} for server {server}", helper.name)
+    return tail, record(cfg, (server,), None, vp_offset=offset, count=count), (note,)
 
 
 def _return_line(facts: Facts, name: str, fld: str) -> int:
@@ -96,8 +97,10 @@ def _return_line(facts: Facts, name: str, fld: str) -> int:
     return fn.line
 
 
-# an offset that is the server number itself: a name or field, maybe cast or in parens
-_PLAIN = re.compile(r"\(*\s*(?:\(\s*\w+\s*\)\s*)?\(*[\w.>-]+\)*")
+# an offset that is the server number itself: a name or a field of one (``a.b``,
+# ``a->b``), maybe cast to a one-word type, maybe in parentheses
+_NAME = r"\s*[A-Za-z_]\w*\s*"
+_PLAIN = re.compile(rf"\(*\s*(?:\({_NAME}\)\s*)?\(*{_NAME}(?:(?:\.|->){_NAME})*\)*")
 
 
 def _example(rule, facts: Facts, helper: VpHelper, fld: str):
