@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -587,11 +586,10 @@ def _signals_raise() -> Iterator[None]:
     Temporary directories are removed by the code that made them, on the way
     out. Child processes (git) are stopped first so none writes into a
     directory being removed. A second signal during the clean-up is ignored;
-    a signal the parent ignores (``nohup``) stays ignored.
+    a signal the parent ignores (``nohup``) stays ignored. Outside the main thread
+    (which alone receives signals) nothing is installed: ``signal.signal`` refuses, so
+    the question needs no ``threading`` at start-up.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     from .errors import Interrupted
 
     fired: list[int] = []
@@ -604,9 +602,10 @@ def _signals_raise() -> Iterator[None]:
         raise Interrupted(signum)
 
     old = {}
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is not signal.SIG_IGN:
-            old[sig] = signal.signal(sig, handler)
+    with contextlib.suppress(ValueError):  # not the main thread: the first one refuses
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                old[sig] = signal.signal(sig, handler)
     try:
         yield
     finally:

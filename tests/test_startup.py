@@ -1,0 +1,55 @@
+"""Start-up a check does not need stays out of it: modules only some runs use are
+imported by those runs (each figure is a millisecond or two of every check; timing is
+measured by benchmarks/bench_check.py, never asserted here)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from analyzer import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+LAZY = ("difflib", "threading", "zipfile", "importlib.readers")
+
+
+def _check_imports(tree: Path) -> tuple[bool, set[str]]:
+    """(whether a suggested fix was printed, which of LAZY a fresh ``check`` imported)."""
+    code = ("import sys, io, contextlib\nfrom analyzer import cli\nout = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out):\n"
+            f"    cli.main(['check', {str(tree)!r}])\n"
+            "print('diff --git' in out.getvalue(), "
+            f"*[m for m in {LAZY!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.split()
+    return out[0] == "True", set(out[1:])
+
+
+@pytest.mark.parametrize("tree", ["pre-rfc", "rfc-applied"])
+def test_check_imports_difflib_only_for_a_fix(tree: str) -> None:
+    fixed, imported = _check_imports(ROOT / "fixtures" / "trees" / tree)
+    assert imported == ({"difflib"} if fixed else set())
+    assert fixed == (tree == "rfc-applied")
+
+
+def test_main_outside_the_main_thread_installs_no_handler() -> None:
+    """Only the main thread receives signals: elsewhere ``main`` runs without them."""
+    before = signal.getsignal(signal.SIGTERM)
+    seen: list = []
+
+    def run() -> None:
+        with contextlib.redirect_stdout(io.StringIO()):
+            seen.append(cli.main(["rules"]))
+        seen.append(signal.getsignal(signal.SIGTERM))
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert seen == [cli.EXIT_CLEAN, before]
