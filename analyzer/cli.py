@@ -688,5 +688,19 @@ def _pipe_guard() -> Iterator[None]:
             sys.stdout = inner
 
 
+def entry() -> None:
+    """The process's entry point (the ``vpcheck`` script, ``python -m analyzer.cli``).
+
+    After ``main`` returns, every object is frozen out of the garbage collector: the
+    interpreter's collections at exit would walk all that the run built (parse trees,
+    caches, facts) only to free memory the process gives back anyway, about 15 ms of
+    a check on 6.12. Objects are still released, and atexit handlers still run."""
+    code = main()
+    import gc
+
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -53,3 +53,21 @@ def test_main_outside_the_main_thread_installs_no_handler() -> None:
     t.start()
     t.join()
     assert seen == [cli.EXIT_CLEAN, before]
+
+
+def _timeless(text: str) -> list[str]:
+    return [line for line in text.splitlines() if '"seconds"' not in line]
+
+
+def test_the_process_entry_exits_with_mains_status_and_output() -> None:
+    """``python -m analyzer.cli`` (``entry``: main, then no garbage collection at exit)
+    prints what ``main`` prints and exits with its status."""
+    tree = str(ROOT / "fixtures" / "trees" / "pre-rfc")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = cli.main(["check", tree, "--format", "json"])
+    proc = subprocess.run([sys.executable, "-m", "analyzer.cli", "check", tree, "--format",
+                           "json"], capture_output=True, text=True, cwd=ROOT)
+    assert (proc.returncode, _timeless(proc.stdout), proc.stderr) == (
+        rc, _timeless(out.getvalue()), "")
+    assert rc == cli.EXIT_FINDINGS
