@@ -220,7 +220,6 @@ def _grouped(group: int, node: Node) -> dict[str, list[Node]]:
     return QueryCursor(query(" ".join(f"({k}) @{k}" for k in _GROUPS[group]))).captures(node)
 
 
-@functools.lru_cache(maxsize=1024)
 def _of(kind: str, node: Node) -> tuple[Node, ...]:
     """The nodes of type ``kind`` under ``node`` (``node`` too), in document order."""
     return tuple(sorted(_grouped(_GROUP[kind], node).get(kind, ()), key=_POS))
