@@ -71,3 +71,28 @@ def test_the_process_entry_exits_with_mains_status_and_output() -> None:
     assert (proc.returncode, _timeless(proc.stdout), proc.stderr) == (
         rc, _timeless(out.getvalue()), "")
     assert rc == cli.EXIT_FINDINGS
+
+
+@pytest.mark.parametrize(("argv", "every_command"), [
+    (["--help"], True), (["chek", "x"], True), (["--debug", "check", "--help"], False)])
+def test_help_and_errors_name_what_the_full_parser_names(argv: list[str],
+                                                        every_command: bool) -> None:
+    """``main`` builds only the parser of the command it is given; the top-level help and
+    an unknown command's message still list every command, and a command's own help is
+    what the full parser prints."""
+    def printed(parser) -> tuple[int, str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            try:
+                parser.parse_args(argv)
+                code = 0
+            except SystemExit as e:
+                code = e.code
+            except Exception as e:  # noqa: BLE001 - the InputError main turns into one line
+                code, _ = 2, out.write(str(e))
+        return code, out.getvalue()
+
+    full, lazy = printed(cli.build_parser()), printed(cli.build_parser(argv))
+    assert lazy == full
+    names = ("check", "series", "hook", "model", "history", "explain")
+    assert all(c in full[1] for c in names) == every_command
