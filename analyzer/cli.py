@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -91,19 +90,25 @@ def _style(args: argparse.Namespace):
     return Style(color=bool(color), fixes=not args.no_fix, quiet=args.quiet)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. Given the ``argv`` it will parse, when that names a
+    command first (after ``--debug``), only that command's parser is built: the others
+    serve the top-level help and an unknown command's message, and building all of them
+    (77 arguments, each with a help formatter) costs some 2.5 ms of every run."""
     ap = _Parser(prog="vpcheck", description=USER_HELP, epilog=USER_EPILOG,
                  formatter_class=argparse.RawDescriptionHelpFormatter)
     from . import __version__
 
     ap.add_argument("--version", action="version", version=f"vpcheck {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _add_check(sub)
-    _add_series(sub)
-    _add_hook(sub)
-    _add_model(sub)
-    _add_history(sub)
-    _add_rules(sub)
+    first = next((a for a in argv or () if a != "--debug"), None)
+    commands = ((("check",), _add_check), (("series",), _add_series), (("hook",), _add_hook),
+                (("model",), _add_model), (("history",), _add_history),
+                (("rules", "explain"), _add_rules))
+    named = any(first in names for names, _ in commands)
+    for names, add in commands:
+        if not named or first in names:
+            add(sub)
     return ap
 
 
@@ -549,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = None
     with _signals_raise(), _pipe_guard():
         try:
-            args = build_parser().parse_args(argv)
+            args = build_parser(argv).parse_args(argv)
             return args.func(args)
         except InputError as e:
             return _fail(str(e))
@@ -587,11 +592,10 @@ def _signals_raise() -> Iterator[None]:
     Temporary directories are removed by the code that made them, on the way
     out. Child processes (git) are stopped first so none writes into a
     directory being removed. A second signal during the clean-up is ignored;
-    a signal the parent ignores (``nohup``) stays ignored.
+    a signal the parent ignores (``nohup``) stays ignored. Outside the main thread
+    (which alone receives signals) nothing is installed: ``signal.signal`` refuses, so
+    the question needs no ``threading`` at start-up.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     from .errors import Interrupted
 
     fired: list[int] = []
@@ -604,9 +608,10 @@ def _signals_raise() -> Iterator[None]:
         raise Interrupted(signum)
 
     old = {}
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is not signal.SIG_IGN:
-            old[sig] = signal.signal(sig, handler)
+    with contextlib.suppress(ValueError):  # not the main thread: the first one refuses
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                old[sig] = signal.signal(sig, handler)
     try:
         yield
     finally:
@@ -689,5 +694,19 @@ def _pipe_guard() -> Iterator[None]:
             sys.stdout = inner
 
 
+def entry() -> None:
+    """The process's entry point (the ``vpcheck`` script, ``python -m analyzer.cli``).
+
+    After ``main`` returns, every object is frozen out of the garbage collector: the
+    interpreter's collections at exit would walk all that the run built (parse trees,
+    caches, facts) only to free memory the process gives back anyway, about 15 ms of
+    a check on 6.12. Objects are still released, and atexit handlers still run."""
+    code = main()
+    import gc
+
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -17,6 +17,8 @@ def severity_rank(severity: str) -> int:
 
 @dataclass(frozen=True)
 class PatchRef:
+    """The patch of a series a finding belongs to (series mode)."""
+
     index: int
     total: int
     subject: str
@@ -35,6 +37,8 @@ class Note:
 
 @dataclass(frozen=True)
 class Finding:
+    """One report: where, which rule, why, and what shows it (the counterexample)."""
+
     rule: str
     severity: str
     path: str

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
-
 
 def replacement_diff(path: str, data: bytes, start: int, end: int, new: str) -> str:
-    """A diff of ``path`` with bytes ``[start, end)`` replaced by ``new``."""
+    """A diff of ``path`` with bytes ``[start, end)`` replaced by ``new`` (difflib is
+    imported here: only a finding with a fix needs it, not every check's start-up)."""
+    import difflib
+
     after = data[:start] + new.encode() + data[end:]
     a = data.decode("utf-8").splitlines(keepends=True)
     b = after.decode("utf-8").splitlines(keepends=True)

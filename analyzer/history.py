@@ -19,7 +19,6 @@ back is a regression, and its current interval names the commit to put in
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -191,7 +190,9 @@ def walk(repo, rev_range: str | None) -> list[State]:
 
 def _rule_data():
     """The shipped rule files and profiles (``rules/`` of the checkout)."""
-    return importlib.resources.files("analyzer.rules")
+    from .profile import shipped
+
+    return shipped()
 
 
 def rules_digest(rules: Sequence[Rule]) -> str:

@@ -22,6 +22,8 @@ from .errors import LimitExceeded
 
 @dataclass(frozen=True)
 class Limit:
+    """A resource bound on untrusted input, overridable from the environment."""
+
     name: str  # key used by callers
     default: int
     unit: str  # printed after the number: "bytes", "members", ...

@@ -10,7 +10,7 @@ one :class:`~analyzer.ruleset.RuleFileError`-style message naming the file.
 from __future__ import annotations
 
 import functools
-import importlib.resources
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,6 +56,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class Profile:
+    """One kernel family's names and configuration space, as its profile file gives them."""
+
     name: str
     source: str  # the file it came from, for messages
     files: tuple[str, ...]
@@ -177,9 +179,25 @@ def parse(source: str, data: bytes) -> Profile:
 
 
 @functools.cache
+def shipped():
+    """The rule files and profiles shipped as the package ``analyzer.rules``: the
+    directory of its ``__init__.py``, which is what ``importlib.resources`` answers for
+    a package on disk, without the start-up of its readers (zipfile and more). Through
+    ``importlib.resources`` only when the package is not on disk (a zip)."""
+    from . import rules
+
+    origin = getattr(rules, "__file__", None)
+    if origin and os.path.isfile(origin):
+        return Path(origin).parent
+    import importlib.resources
+
+    return importlib.resources.files(rules.__name__)
+
+
+@functools.cache
 def load(name: str = DEFAULT) -> Profile:
     """A profile shipped with the package (``analyzer/rules/profiles/NAME.toml``)."""
-    res = importlib.resources.files("analyzer.rules") / "profiles" / f"{name}.toml"
+    res = shipped() / "profiles" / f"{name}.toml"
     if not res.is_file():
         raise ProfileError(f"profiles/{name}.toml: no such profile")
     return parse(f"profiles/{name}.toml", res.read_bytes())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ class RuleFileError(Exception):
 
 @dataclass(frozen=True)
 class Rule:
+    """One rule file, bound to the profile whose names its check reads."""
+
     id: str
     title: str
     severity: str
@@ -115,7 +116,7 @@ def tokens(rules: Iterable[Rule]) -> tuple[bytes, ...]:
 @functools.cache
 def load_rules(profile: Profile | None = None) -> tuple[Rule, ...]:
     """Every shipped rule, bound to ``profile`` (default: each rule file's own)."""
-    files = importlib.resources.files("analyzer.rules")
+    files = profile_mod.shipped()
     rules = [parse_rule(p.name, p.read_bytes(), profile)
              for p in files.iterdir() if p.name.endswith(".toml")]
     return tuple(sorted(rules, key=lambda r: r.id))

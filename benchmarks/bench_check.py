@@ -19,6 +19,7 @@ PYTHONPYCACHEPREFIX by one untimed run, never into the source tree.
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -133,17 +134,24 @@ def tarball_figure(tarball: str) -> None:
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    bytecode = "--no-bytecode" not in args
-    args = [a for a in args if a != "--no-bytecode"]
-    tarball = args[1] if len(args) > 1 else TARBALL
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("tree", nargs="?", metavar="TREE_DIR",
+                    help="kernel tree to check (default: TARBALL extracted to a temporary "
+                    "directory)")
+    ap.add_argument("tarball", nargs="?", default=TARBALL, metavar="TARBALL",
+                    help=f"Debian's kernel source tarball (default: {TARBALL}); its "
+                    "whole-tarball check is measured too when it exists")
+    ap.add_argument("--no-bytecode", action="store_true",
+                    help="measure without a bytecode cache (the environment as it is)")
+    args = ap.parse_args()
+    bytecode, tarball = not args.no_bytecode, args.tarball
     with tempfile.TemporaryDirectory() as tmp:
         if bytecode:
             ENV.pop("PYTHONDONTWRITEBYTECODE", None)
             ENV["PYTHONPYCACHEPREFIX"] = os.path.join(tmp, "pycache")
         print("bytecode cache: " + ("on (temporary PYTHONPYCACHEPREFIX)" if bytecode else
                                     "as the environment has it"))
-        tree = args[0] if args else extract(tarball, tmp)
+        tree = args.tree or extract(tarball, tmp)
         nine = [os.path.join(tree, p) for p in NINE]
         one, check, floor = measure((["check", tree, "--rule", "xive-raw-vp-base"], False),
                                     (["check", tree], False), (nine, True), repeat=REPEAT)

@@ -412,23 +412,6 @@ def test_reaching_assignments_are_remembered_and_handed_out_fresh() -> None:
     assert paths._reaching.cache_info().hits == 1
 
 
-@pytest.mark.parametrize("q", sorted(cparse.SAME_PATTERN))
-def test_same_pattern_queries_capture_what_their_own_query_does(q: str) -> None:
-    """A query answered from another one with the same pattern captures, under its own
-    names and in document order, what compiling it on its own captures."""
-    checked = 0
-    for path in C_FILES:
-        root = cparse.parse(path.read_bytes()).root_node
-        own = {k: [(n.start_byte, n.end_byte, n.type) for n in v] for k, v in
-               QueryCursor(cparse.Query(cparse.C, q)).captures(root).items()}
-        own = {k: sorted(v) for k, v in own.items()}
-        got = {k: [(n.start_byte, n.end_byte, n.type) for n in v]
-               for k, v in cparse.captures(q, root).items()}
-        assert got == own, path
-        checked += bool(own)
-    assert checked
-
-
 # --- id-bound-mismatch's counts: only headers that name the table are searched ------
 
 

@@ -4,6 +4,7 @@ clear error naming the file."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,7 @@ def _renamed_tree() -> Snapshot:
 
 
 def _second_profile(tmp_path) -> profile.Profile:
-    src = (profile.importlib.resources.files("analyzer.rules") / "profiles" /
+    src = (profile.shipped() / "profiles" /
            "powerpc-kvm-hv.toml").read_text()
     src = src.replace('name = "powerpc-kvm-hv"', 'name = "synthetic"')
     src = src.replace('"kvmppc_xive_connect_vcpu"', '"other_attach"')
@@ -59,7 +60,7 @@ def test_second_profile_finds_the_same_bug_under_other_names(tmp_path) -> None:
     (("id_param = 2\n", 'id_param = "two"\n'), "id_param must be a int"),
 ])
 def test_bad_profile_is_one_error_naming_the_file(tmp_path, edit, message) -> None:
-    src = (profile.importlib.resources.files("analyzer.rules") / "profiles" /
+    src = (profile.shipped() / "profiles" /
            "powerpc-kvm-hv.toml").read_text().replace(*edit, 1)
     path = tmp_path / "bad.toml"
     path.write_text(src)
@@ -69,8 +70,20 @@ def test_bad_profile_is_one_error_naming_the_file(tmp_path, edit, message) -> No
 
 
 def test_unknown_rule_param_is_one_error_naming_the_file() -> None:
-    data = (profile.importlib.resources.files("analyzer.rules") / "pack-domain.toml"
+    data = (profile.shipped() / "pack-domain.toml"
             ).read_bytes()
     data = data.replace(b"[params]\n", b"[params]\nbogus = 1\n")
     with pytest.raises(ruleset.RuleFileError, match="pack-domain.toml: unknown param 'bogus'"):
         ruleset.parse_rule("pack-domain.toml", data)
+
+
+def test_shipped_data_is_where_importlib_resources_finds_it() -> None:
+    """The path beside ``analyzer.rules``' ``__init__.py`` is the directory that
+    ``importlib.resources`` reads the shipped rules and profiles from."""
+    import importlib.resources
+
+    here = profile.shipped()
+    there = importlib.resources.files("analyzer.rules")
+    assert here == Path(str(there))
+    assert sorted(p.name for p in here.iterdir()) == sorted(p.name for p in there.iterdir())
+    assert (here / "profiles" / f"{profile.DEFAULT}.toml").is_file()

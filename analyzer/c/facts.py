@@ -40,6 +40,8 @@ class Macro:
 
 @dataclass(frozen=True)
 class Function:
+    """A function definition, located without keeping its parse tree."""
+
     name: str
     path: str
     line: int
@@ -52,6 +54,8 @@ class Function:
 
 @dataclass(frozen=True)
 class Call:
+    """A call by name with its arguments' text, as the call graph needs it."""
+
     name: str
     path: str
     line: int
@@ -102,6 +106,8 @@ class Subscript:
 
 @dataclass(frozen=True)
 class FileFacts:
+    """What one file contributes, cached by its blob id across snapshots."""
+
     path: str
     blob: str
     parsed: bool
@@ -192,6 +198,8 @@ def _compared_below(data: bytes, below: re.Pattern[bytes]) -> Iterator[tuple[int
 
 @dataclass(frozen=True, eq=False)  # identity: one Facts per snapshot, cached by the model
 class Facts:
+    """What the checks read of one snapshot: every file's facts, joined."""
+
     snapshot: Snapshot
     files: Mapping[str, FileFacts]
     fields: Fields | None = None  # the field names the extractors used

@@ -37,6 +37,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Guard:
+    """A condition that decides whether a site is reached, and which way."""
+
     cond: Node  # the condition expression (parentheses stripped)
     holds: bool  # True: cond is true whenever the site is reached; False: it is false
     line: int  # 1-based line of the condition

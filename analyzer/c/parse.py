@@ -1,14 +1,16 @@
 """tree-sitter-c parsing, shared by every extractor.
 
-The Language and every Query are built once per process (compiling a query
-costs ~8 ms); parse trees are cached by the blob's content hash so a file that
-is unchanged across the snapshots of a series is parsed once.
+The Language and every Query are built once per process, and the structural
+questions are answered from a few grouped Queries (compiling one costs ~0.6 ms);
+parse trees are cached by the blob's content hash so a file that is unchanged
+across the snapshots of a series is parsed once.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 import re
 from collections.abc import Iterator
 
@@ -178,31 +180,188 @@ def captures(q: str, node: Node) -> dict[str, list[Node]]:
 # distinct. A node keeps its tree alive, so the cache is kept small.
 @functools.lru_cache(maxsize=512)
 def _captures(q: str, node: Node) -> dict[str, tuple[Node, ...]]:
-    if q in SAME_PATTERN:  # the same matches as another query's: its captures, renamed
-        base, names = SAME_PATTERN[q]
-        return {names[k]: v for k, v in _captures(base, node).items() if k in names}
+    derive = _derivation(q)
+    if derive is not None:
+        return derive(node)
     caps = QueryCursor(query(q)).captures(node)
-    return {k: tuple(sorted(v, key=lambda n: (n.start_byte, n.end_byte)))
-            for k, v in caps.items()}
-
-
-# Queries the modules ask that are one pattern written with other captures: answered
-# from the one query (building a Query costs about a millisecond whatever it holds).
-_CALL = "(call_expression function: (identifier) @f) @c"
-SAME_PATTERN: dict[str, tuple[str, dict[str, str]]] = {
-    "(call_expression function: (identifier) @f)": (_CALL, {"f": "f"}),
-    "(call_expression function: (identifier)) @c": (_CALL, {"c": "c"}),
-    "(field_expression argument: (identifier) @obj)": (
-        "(field_expression argument: (identifier) @o)", {"o": "obj"}),
-    "(subscript_expression) @n": ("(subscript_expression) @s", {"s": "n"}),
-}
+    return {k: tuple(sorted(v, key=_POS)) for k, v in caps.items()}
 
 
 def matches(q: str, node: Node) -> list[dict[str, list[Node]]]:
+    """The matches of ``q`` under ``node``, ordered by their first node."""
+    derive = _MATCHES.get(q)
+    if derive is not None:
+        return derive(node)
     ms = QueryCursor(query(q)).matches(node)
     out = [m for _, m in ms]
     out.sort(key=lambda m: min(n.start_byte for v in m.values() for n in v))
     return out
+
+
+# Compiling a Query costs about 0.6 ms whatever it holds, and a check asked 14 of them.
+# So the node types the modules ask about are grouped by the nodes they are asked of:
+# one Query per group, with one capture per type, runs once per node and keeps every
+# type's nodes, and each question is answered from those (a pattern with fields by
+# looking at the nodes' fields). Calls and assignments are asked of whole files: their
+# groups hold no type a file has thousands of.
+_GROUPS = (
+    ("identifier", "field_identifier"),
+    ("call_expression", "function_definition"),
+    ("assignment_expression", "init_declarator"),
+    ("declaration", "return_statement", "labeled_statement", "goto_statement",
+     "if_statement", "binary_expression", "field_expression", "subscript_expression"),
+)
+_GROUP = {kind: i for i, group in enumerate(_GROUPS) for kind in group}
+_POS = operator.attrgetter("start_byte", "end_byte")
+
+
+@functools.lru_cache(maxsize=512)
+def _grouped(group: int, node: Node) -> dict[str, list[Node]]:
+    return QueryCursor(query(" ".join(f"({k}) @{k}" for k in _GROUPS[group]))).captures(node)
+
+
+def _of(kind: str, node: Node) -> tuple[Node, ...]:
+    """The nodes of type ``kind`` under ``node`` (``node`` too), in document order."""
+    return tuple(sorted(_grouped(_GROUP[kind], node).get(kind, ()), key=_POS))
+
+
+def _child(node: Node, field: str, kind: str) -> Node | None:
+    """``node``'s child in ``field`` if it is a ``kind`` (``_``: any named node)."""
+    child = node.child_by_field_name(field)
+    if child is None or not (child.type == kind or kind == "_" and child.is_named):
+        return None
+    return child
+
+
+_SIMPLE = re.compile(r"\((\w+)\) @(\w+)")
+_CALL_OF = re.compile(r"\(call_expression function: \(identifier\)(?: @(\w+))?\)(?: @(\w+))?")
+_OBJECT = re.compile(r"\(field_expression argument: \(identifier\) @(\w+)\)")
+
+
+@functools.cache
+def _derivation(q: str):
+    """How ``captures(q, node)`` is answered from the grouped nodes; None: by compiling
+    ``q`` (a question no module asked when this was written)."""
+    simple = [(m.group(1), m.group(2)) for m in _SIMPLE.finditer(q)]
+    if simple and " ".join(f"({k}) @{n}" for k, n in simple) == q and \
+            all(k in _GROUP for k, _ in simple):
+        return functools.partial(_typed, tuple(simple))
+    if m := _CALL_OF.fullmatch(q):
+        return functools.partial(_named_calls, m.group(1), m.group(2))
+    if m := _OBJECT.fullmatch(q):
+        return functools.partial(_objects, m.group(1))
+    return _CAPTURES.get(q)
+
+
+def _typed(pairs: tuple[tuple[str, str], ...], node: Node) -> dict[str, tuple[Node, ...]]:
+    """``(kind) @name ...``: several kinds under one name are merged in document order."""
+    out: dict[str, tuple[Node, ...]] = {}
+    for kind, name in pairs:
+        found = _of(kind, node)
+        if found:
+            out[name] = tuple(sorted(out[name] + found, key=_POS)) if name in out else found
+    return out
+
+
+def _named_calls(f: str | None, c: str | None, node: Node) -> dict[str, tuple[Node, ...]]:
+    """``(call_expression function: (identifier) @f) @c``, either capture optional."""
+    calls = tuple(n for n in _of("call_expression", node) if _child(n, "function", "identifier"))
+    if not calls:
+        return {}
+    out = {f: tuple(n.child_by_field_name("function") for n in calls)} if f else {}
+    return out | {c: calls} if c else out
+
+
+def _objects(name: str, node: Node) -> dict[str, tuple[Node, ...]]:
+    """``(field_expression argument: (identifier) @name)``."""
+    objs = tuple(o for n in _of("field_expression", node)
+                 if (o := _child(n, "argument", "identifier")) is not None)
+    return {name: objs} if objs else {}
+
+
+def _pairs(node: Node, kind: str, field: str, child: str, names: tuple[str, str]) -> dict:
+    """``(kind field: (child) @names[1]) @names[0]``."""
+    found = [(n, c) for n in _of(kind, node) if (c := _child(n, field, child)) is not None]
+    return {names[0]: tuple(n for n, _ in found), names[1]: tuple(c for _, c in found)} \
+        if found else {}
+
+
+def _jumps(node: Node) -> dict[str, tuple[Node, ...]]:
+    return _pairs(node, "labeled_statement", "label", "statement_identifier",
+                  ("lstmt", "label")) | \
+        _pairs(node, "goto_statement", "label", "statement_identifier", ("goto", "target"))
+
+
+def _if_conditions(node: Node) -> dict[str, tuple[Node, ...]]:
+    conds = tuple(c for n in _of("if_statement", node)
+                  if (c := _child(n, "condition", "_")) is not None)
+    return {"c": conds} if conds else {}
+
+
+def _sums(node: Node) -> dict[str, tuple[Node, ...]]:
+    found = tuple(n for n in _of("binary_expression", node) if _child(n, "operator", "+"))
+    return {"a": found} if found else {}
+
+
+def _array_inits(node: Node) -> list[tuple[Node, Node, Node]]:
+    """(declaration, array declarator's identifier or None, initializer_list) of each
+    ``T name[] = {...}`` declarator."""
+    out = []
+    for decl in _of("declaration", node):
+        for d in decl.children_by_field_name("declarator"):
+            if d.type != "init_declarator" or (init := _child(d, "value", "initializer_list")) \
+                    is None or (array := _child(d, "declarator", "array_declarator")) is None:
+                continue
+            out.append((decl, _child(array, "declarator", "identifier"), init))
+    return out
+
+
+def _tables(node: Node) -> dict[str, tuple[Node, ...]]:
+    decls = tuple(dict.fromkeys(decl for decl, _, _ in _array_inits(node)))
+    return {"t": decls} if decls else {}
+
+
+_CAPTURES = {
+    "(labeled_statement label: (statement_identifier) @label) @lstmt"
+    " (goto_statement label: (statement_identifier) @target) @goto": _jumps,
+    "(if_statement condition: (_) @c)": _if_conditions,
+    '(binary_expression operator: "+") @a': _sums,
+    "(declaration declarator: (init_declarator declarator: (array_declarator)"
+    " value: (initializer_list))) @t": _tables,
+}
+
+
+def _named_tables(node: Node) -> list[dict[str, list[Node]]]:
+    return [{"name": [name], "init": [init]} for _, name, init in _array_inits(node)
+            if name is not None]
+
+
+def _field_calls(node: Node) -> list[dict[str, list[Node]]]:
+    """``X->f = call(...)``."""
+    out = []
+    for a in _of("assignment_expression", node):
+        left, right = _child(a, "left", "field_expression"), _child(a, "right", "call_expression")
+        if left is not None and right is not None and \
+                (f := _child(left, "field", "field_identifier")) is not None:
+            out.append({"f": [f], "c": [right]})
+    return out
+
+
+def _calls_with_args(node: Node) -> list[dict[str, list[Node]]]:
+    return [{"name": [n.child_by_field_name("function")], "args": [args], "call": [n]}
+            for n in _of("call_expression", node)
+            if _child(n, "function", "identifier") is not None
+            and (args := _child(n, "arguments", "argument_list")) is not None]
+
+
+_MATCHES = {
+    "(declaration declarator: (init_declarator declarator: (array_declarator"
+    " declarator: (identifier) @name) value: (initializer_list) @init))": _named_tables,
+    "(assignment_expression left: (field_expression field: (field_identifier) @f)"
+    " right: (call_expression) @c)": _field_calls,
+    "(call_expression function: (identifier) @name arguments: (argument_list) @args)"
+    " @call": _calls_with_args,
+}
 
 
 def text(node: Node) -> str:

@@ -23,6 +23,8 @@ ROLES = ("entries", "pack", "vp_helpers", "allocation")
 
 @dataclass(frozen=True)
 class Spec:
+    """A registered check: its function, the params it takes, the roles it reads."""
+
     name: str
     fn: Check
     params: Mapping[str, tuple[type, bool]] = field(default_factory=dict)

@@ -25,6 +25,8 @@ from . import packing as model
 
 @dataclass(frozen=True)
 class Hop:
+    """One call on the way from an entry point to the target, with the ID's names."""
+
     function: str
     path: str
     line: int  # of the call in this function
@@ -55,6 +57,8 @@ def _in_check(call) -> bool:
 
 @dataclass(frozen=True)
 class Path:
+    """The calls that carry an ID from an entry point to the target."""
+
     hops: tuple[Hop, ...]
 
     @property
@@ -710,6 +714,8 @@ def _truth_of(cond, holds: bool, t: model.Tree | None = None):
 
 @dataclass(frozen=True)
 class Outcome:
+    """What one ID does on a path: refused at a guard, or what the target did."""
+
     reached: bool
     refused_at: tuple[str, int] | None  # (function, guard line)
     result: ceval.Result | None  # the target's result when reached

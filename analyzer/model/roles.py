@@ -24,6 +24,8 @@ from ..c.facts import Facts
 
 @dataclass(frozen=True)
 class Allocation:
+    """The VP block allocation: the size passed to the allocator, and where."""
+
     size_text: str  # the argument, whitespace collapsed
     path: str
     line: int
@@ -32,6 +34,8 @@ class Allocation:
 
 @dataclass(frozen=True)
 class Roles:
+    """The functions recognised by what they do, not by their names."""
+
     pack: str | None
     vp_helpers: tuple[str, ...]
     allocation: Allocation | None

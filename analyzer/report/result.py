@@ -11,6 +11,8 @@ from ..findings import Finding
 
 @dataclass(frozen=True)
 class Result:
+    """What every formatter renders: the findings of one run and its summary."""
+
     target: str
     findings: Sequence[Finding]
     summary: Mapping[str, Any]

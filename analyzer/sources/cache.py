@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.resources
 import json
 import os
 import tempfile
@@ -58,7 +57,9 @@ def code_version() -> str:
     pkg = Path(__file__).resolve().parents[1]
     for p in sorted(pkg.rglob("*.py")):
         h.update(p.relative_to(pkg).as_posix().encode() + b"\0" + p.read_bytes())
-    rules = importlib.resources.files("analyzer.rules")
+    from ..profile import shipped
+
+    rules = shipped()
     for p in sorted((r for r in rules.iterdir() if r.name.endswith(".toml")),
                     key=lambda r: r.name):
         h.update(p.name.encode() + b"\0" + p.read_bytes())

@@ -14,6 +14,8 @@ from .types import INT, VOID, Type, _preserves, _range, conv
 
 @dataclass(frozen=True)
 class Event:
+    """A sink the execution hit (BUG_ON, WARN, an out-of-bounds index)."""
+
     kind: str  # "bug" (stops), "warn", "oob"
     macro: str  # "BUG_ON", "WARN_ONCE", ...; "name[index]" for "oob"
     line: int  # 1-based, in the file of ``function``
@@ -22,6 +24,8 @@ class Event:
 
 @dataclass(frozen=True)
 class Result:
+    """How one call ended: its value and the sinks hit on the way."""
+
     value: int | None  # None when crashed, or for a void function
     events: tuple[Event, ...]
     crashed: bool
@@ -50,6 +54,8 @@ Fn = Callable[[list], int]
 
 @dataclass(frozen=True)
 class _E:
+    """A compiled expression: its closure, its C type, its value if constant."""
+
     fn: Fn
     ty: Type
     const: int | None = None
@@ -147,6 +153,8 @@ def _nothing(f):
 
 @dataclass(frozen=True)
 class _S:
+    """A compiled statement, with what it does when a block can inline it."""
+
     fn: Callable[[list], object]
     returns: bool  # may give the function's value (else its result is ignored)
     # What ``fn`` does, for a block to do it in place of a call (see _straight):
