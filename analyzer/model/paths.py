@@ -432,14 +432,20 @@ def boundaries(t: model.Tree, path: Path, env: dict) -> set[int]:
 def holds(t: model.Tree, guard, env: dict, flow: IdFlow, function: str) -> bool:
     """Does the guard hold? The one exception policy: C the model cannot evaluate makes
     the verdict undecided; bugs of the evaluator itself propagate."""
+    r = evaluate(t, guard, env, function)
+    return not r.crashed and bool(r.value) == guard.holds
+
+
+def evaluate(t: model.Tree, guard, env: dict, function: str):
+    """The guard's condition evaluated (:func:`value`), or :class:`Undecided`."""
     try:
-        r = value(t, guard.cond, guard.text, env, function, guard.line)
+        try:  # the common case, a guard that reads no local: value()'s first step
+            return t.expr(guard.text)(env=env)
+        except ceval.Unbound:
+            return value(t, guard.cond, guard.text, env, function, guard.line)
     except EVAL_ERRORS as e:
         raise Undecided(f"{function}(): cannot evaluate '{guard.text}' ({e})", function,
                         guard.line) from None
-    if r.crashed:
-        return False
-    return bool(r.value) == guard.holds
 
 
 MAX_LOCALS = 16  # locals one guard may pull in through their assignments
@@ -717,9 +723,12 @@ class Outcome:
 
 def run(t: model.Tree, path: Path, config: model.Config, vid: int,
         **extra: int) -> Outcome:
-    """Does ``vid`` get through every hop's guards, and what does the target do with it?"""
-    extra_key = tuple(sorted(extra.items()))
+    """Does ``vid`` get through every hop's guards, and what does the target do with it?
+    (A hop without guards only hands the ID on: nothing of it is evaluated.)"""
+    extra_key = tuple(sorted(extra.items())) if extra else ()
     for hop in path.hops:
+        if not hop.guards:
+            continue
         env = dict(_base_env(hop.pointers, config, extra_key))
         for n in hop.names:
             env[n] = vid
@@ -728,12 +737,19 @@ def run(t: model.Tree, path: Path, config: model.Config, vid: int,
         for g in hop.guards:
             if not holds(t, g, env, hop.flow, hop.function):
                 return Outcome(False, (hop.function, g.line), None)
-    last = path.hops[-1]
-    fact = t.facts.functions[last.callee]
-    args = [0] * len(fact.params)
-    args[last.arg_index] = vid
-    env = _base_env((), config, extra_key)
-    return Outcome(True, None, t.compiled(last.callee)(*args, env=env))
+    target, nparams = _target(t, path.hops[-1].callee)
+    args = [0] * nparams
+    args[path.hops[-1].arg_index] = vid
+    return Outcome(True, None, target(*args, env=_base_env((), config, extra_key)))
+
+
+def _target(t: model.Tree, callee: str) -> tuple:
+    """(the compiled target, its number of parameters): looked up once per tree."""
+    got = t._memo.get(("target", callee))
+    if got is None:
+        nparams = len(t.facts.functions[callee].params)
+        got = t._memo["target", callee] = (t.compiled(callee), nparams)
+    return got
 
 
 @functools.lru_cache(maxsize=1024)
@@ -799,12 +815,20 @@ class CreatePath:
             env[n] = vid
         if self.flow.field:
             env[self.flow.field] = vid
+        # The assignments of the index sit under the same guards (``if (P9) { if (id >=
+        # max) … else … }``): each condition is evaluated once per ID. Exact while
+        # ``env`` only grows (value() binds a missing local, never rebinds one), that
+        # is until the index is bound below.
+        known: dict[str, object] = {}
         for g in self.prefix:
-            if not self._holds(g, env):
+            if not self._holds(g, env, known):
                 return Slot(False, None, (), g.line)
         index, events = None, ()
         for guards_, rhs, line, node in self.assignments:
-            if all(self._holds(g, env) for g in guards_):
+            for g in guards_:
+                if not self._holds(g, env, known):
+                    break
+            else:
                 r = value(self.tree, node, rhs, env, self.function, line)
                 events = tuple(r.events)
                 if r.crashed:
@@ -812,7 +836,8 @@ class CreatePath:
                 index = r.value
                 break
         if index is None:
-            return Slot(False, None, events, self._refusing(env) if not events else None)
+            return Slot(False, None, events,
+                        self._refusing(env, known) if not events else None)
         for name in (self.index_var, *self.index_names):
             env[name] = index
         for g in self.site_guards:
@@ -820,16 +845,21 @@ class CreatePath:
                 return Slot(False, index, events, g.line)
         return Slot(True, index, events)
 
-    def _holds(self, guard, env) -> bool:
-        return holds(self.tree, guard, env, self.flow, self.function)
+    def _holds(self, guard, env, known: dict | None = None) -> bool:
+        if known is None:
+            return holds(self.tree, guard, env, self.flow, self.function)
+        r = known.get(guard.text)
+        if r is None:
+            r = known[guard.text] = evaluate(self.tree, guard, env, self.function)
+        return not r.crashed and bool(r.value) == guard.holds
 
-    def _refusing(self, env) -> int | None:
+    def _refusing(self, env, known: dict | None = None) -> int | None:
         """The line of the first guard that every assignment of the index sits under
         and that the ID fails (an early return before them all), if there is one."""
         common = set.intersection(*({(g.line, g.text) for g in a[0]}
                                     for a in self.assignments)) if self.assignments else ()
         for g in self.assignments[0][0] if common else ():
-            if (g.line, g.text) in common and not self._holds(g, env):
+            if (g.line, g.text) in common and not self._holds(g, env, known):
                 return g.line
         return None
 
