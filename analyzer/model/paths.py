@@ -12,6 +12,8 @@ along the path holds, evaluated with the tree's own code by the model.
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ..c import guards
@@ -283,21 +285,35 @@ def _root(node):
     return node
 
 
-_CALLS: dict = {}  # root node id -> (root, {callee: calls}); one query per parsed file
+_CALLS: dict = {}  # root node id -> (root, {callee: calls}); filled name by name
 
 
 def _calls_of(root, fname: str) -> tuple:
-    """Calls of ``fname`` by name in one parsed file."""
+    """Calls of ``fname`` by name in one parsed file, in order."""
     hit = _CALLS.get(root.id)
     if hit is None or hit[0] != root:
-        index: dict[str, list] = {}
-        for c in cparse.captures("(call_expression function: (identifier) @f) @c", root
-                                 ).get("c", []):
-            index.setdefault(cparse.text(c.child_by_field_name("function")), []).append(c)
         if len(_CALLS) > 64:
             _CALLS.clear()
-        hit = _CALLS[root.id] = (root, index)
-    return tuple(hit[1].get(fname, ()))
+        hit = _CALLS[root.id] = (root, {})
+    got = hit[1].get(fname)
+    if got is None:
+        got = hit[1][fname] = _find_calls(root, fname)
+    return got
+
+
+def _find_calls(root, fname: str) -> tuple:
+    """The calls whose function is the identifier ``fname``: looked for where the name
+    is written in the text, not by a query over every call of the file (a whole-file
+    query of ``book3s_hv.c`` cost more than the rest of the rule)."""
+    out = []
+    data, base, size = root.text, root.start_byte, len(fname.encode())
+    for m in re.finditer(rb"(?<!\w)" + re.escape(fname.encode()) + rb"(?!\w)", data):
+        ident = root.descendant_for_byte_range(base + m.start(), base + m.start() + size)
+        call = ident.parent if ident is not None else None
+        if call is not None and ident.type == "identifier" and \
+                call.type == "call_expression" and call.child_by_field_name("function") == ident:
+            out.append(call)
+    return tuple(out)
 
 
 def _opaque(right, succeed: frozenset[str]) -> bool:
@@ -723,24 +739,38 @@ class Outcome:
 
 def run(t: model.Tree, path: Path, config: model.Config, vid: int,
         **extra: int) -> Outcome:
-    """Does ``vid`` get through every hop's guards, and what does the target do with it?
-    (A hop without guards only hands the ID on: nothing of it is evaluated.)"""
+    """Does ``vid`` get through every hop's guards, and what does the target do with it?"""
+    return runner(t, path, config, **extra)(vid)
+
+
+def runner(t: model.Tree, path: Path, config: model.Config,
+           **extra: int) -> Callable[[int], Outcome]:
+    """:func:`run` of one configuration as a function of the ID: a sweep runs thousands
+    of IDs through one path, and what does not depend on the ID (the bindings of each
+    hop) is looked up once. A hop without guards only hands the ID on: nothing of it
+    is evaluated."""
     extra_key = tuple(sorted(extra.items())) if extra else ()
-    for hop in path.hops:
-        if not hop.guards:
-            continue
-        env = dict(_base_env(hop.pointers, config, extra_key))
-        for n in hop.names:
-            env[n] = vid
-        if hop.flow is not None and hop.flow.field:
-            env[hop.flow.field] = vid
-        for g in hop.guards:
-            if not holds(t, g, env, hop.flow, hop.function):
-                return Outcome(False, (hop.function, g.line), None)
-    target, nparams = _target(t, path.hops[-1].callee)
-    args = [0] * nparams
-    args[path.hops[-1].arg_index] = vid
-    return Outcome(True, None, target(*args, env=_base_env((), config, extra_key)))
+    hops = tuple((hop, _base_env(hop.pointers, config, extra_key),
+                  hop.flow.field if hop.flow is not None else None)
+                 for hop in path.hops if hop.guards)
+    last = path.hops[-1]
+    final = _base_env((), config, extra_key)
+
+    def run_one(vid: int) -> Outcome:
+        for hop, base, field_ in hops:
+            env = dict(base)
+            for n in hop.names:
+                env[n] = vid
+            if field_:
+                env[field_] = vid
+            for g in hop.guards:
+                if not holds(t, g, env, hop.flow, hop.function):
+                    return Outcome(False, (hop.function, g.line), None)
+        target, nparams = _target(t, last.callee)
+        args = [0] * nparams
+        args[last.arg_index] = vid
+        return Outcome(True, None, target(*args, env=final))
+    return run_one
 
 
 def _target(t: model.Tree, callee: str) -> tuple:
