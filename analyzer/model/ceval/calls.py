@@ -60,7 +60,7 @@ class Calls:
         """``BUG_ON(c)``/``BUG()``: an event that stops the whole evaluation."""
         if name == "BUG_ON" and len(args) != 1:
             raise Unsupported("BUG_ON without one argument", line)
-        cond = self.expr(args[0]).fn if args else (lambda f: 1)
+        cond = self.expr(args[0]).fast if args else (lambda f: 1)
         fname = self.name
 
         def bug(f):
@@ -74,7 +74,7 @@ class Calls:
         """``WARN*(c, ...)``: an event each time ``c`` holds, and ``!!c`` as the value."""
         if not args:
             raise Unsupported(f"{name} without a condition", line)
-        cond = self.expr(args[0]).fn
+        cond = self.expr(args[0]).fast
         fname = self.name
 
         def warn(f):
@@ -110,7 +110,7 @@ class Calls:
             raise Unsupported(f"call of {name} with {len(args)} arguments", line)
         fns = []
         for a, (_, pty) in zip(args, target.params, strict=True):
-            fns.append(self.pointer_arg(a) if pty == PTR else _convert(self.expr(a), pty).fn)
+            fns.append(self.pointer_arg(a) if pty == PTR else _convert(self.expr(a), pty).fast)
         rtype = INT if target.rtype == VOID else target.rtype
         fns_t = tuple(fns)
         if len(fns_t) == 1:

@@ -72,7 +72,7 @@ class _Compiler(ExprCompiler):
         e = self.expr(inner[0])
         if any(c.is_missing or c.is_error for c in n.children):
             raise Unsupported("syntax error", _line(n))
-        return _S(e.fn, False)
+        return _S(e.fast, False)
 
     def s_if_statement(self, n: Node) -> _S | None:
         c = self.expr(n.child_by_field_name("condition"))
@@ -88,7 +88,7 @@ class _Compiler(ExprCompiler):
             _quiet(then.fn)
         af = _nothing if alt is None else alt.fn if alt.returns or not returns else \
             _quiet(alt.fn)
-        cf = c.fn
+        cf = c.fast
         if af is _nothing:
             inline = ("if", cf, then) if then is not None else None
             return _S(lambda f: tf(f) if cf(f) else None, returns, inline)
@@ -102,7 +102,7 @@ class _Compiler(ExprCompiler):
             return _S(lambda f: _VOID, True, ("const", _VOID))
         e = self.expr(inner[0])
         if self.rtype == VOID:
-            ef = e.fn
+            ef = e.fast
 
             def ret_void(f):
                 ef(f)
@@ -112,7 +112,7 @@ class _Compiler(ExprCompiler):
         if e.const is not None:
             v = e.const
             return _S(lambda f: v, True, ("const", v))
-        return _S(e.fn, True)
+        return _S(e.fast, True)
 
     def s_switch_statement(self, n: Node) -> _S:
         return self.switch(n)
@@ -155,7 +155,7 @@ class _Compiler(ExprCompiler):
         table = {v: i for i, (v, _) in reversed(list(enumerate(cases))) if v is not None}
         default = next((i for i, (v, _) in enumerate(cases) if v is None), len(cases))
         bodies = tuple(b for _, b in cases)
-        cf = c.fn
+        cf = c.fast
 
         def run(f):
             for body in bodies[table.get(cf(f), default):]:
@@ -229,7 +229,7 @@ class _Compiler(ExprCompiler):
                 continue
             if init.type == "initializer_list":
                 raise Unsupported("initializer_list for a scalar", _line(init))
-            ef = _convert(self.expr(init), ty).fn
+            ef = _convert(self.expr(init), ty).fast
             slot = self.declare(name, ty)  # after the initialiser: ``int x = x;`` reads outer
 
             def dec(f, slot=slot, ef=ef):
