@@ -65,6 +65,7 @@ class Access:
         def assign(f):
             f[slot] = v = vf(f)
             return v
+        assign.store = (slot, vf)  # as a statement: a store (see s_expression_statement)
         return _E(assign, ty)
 
     def e_update_expression(self, n: Node) -> _E:

@@ -72,7 +72,8 @@ class _Compiler(ExprCompiler):
         e = self.expr(inner[0])
         if any(c.is_missing or c.is_error for c in n.children):
             raise Unsupported("syntax error", _line(n))
-        return _S(e.fast, False)
+        store = getattr(e.fn, "store", None)  # ``x = E;``: a block stores in place
+        return _S(e.fast, False, None if store is None else ("store", *store))
 
     def s_if_statement(self, n: Node) -> _S | None:
         c = self.expr(n.child_by_field_name("condition"))
