@@ -456,7 +456,7 @@ def evaluate(t: model.Tree, guard, env: dict, function: str):
     """The guard's condition evaluated (:func:`value`), or :class:`Undecided`."""
     try:
         try:  # the common case, a guard that reads no local: value()'s first step
-            return t.expr(guard.text)(env=env)
+            return t.expr(guard.text).value_of(env)
         except ceval.Unbound:
             return value(t, guard.cond, guard.text, env, function, guard.line)
     except EVAL_ERRORS as e:

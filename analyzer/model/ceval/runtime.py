@@ -366,6 +366,20 @@ class Compiled:
         got = None if events else self._results.get(value)  # the common case, inline
         return got if got is not None else self._result(value, events)
 
+    def value_of(self, env: Mapping[str, int]) -> Result:
+        """``self(env=env)`` of a function without parameters (a compiled expression:
+        the path engine asks one per guard and ID)."""
+        events: list[Event] = []
+        try:
+            r = self.body([env, events, *self.zeros])
+            value = 0 if r is None or r is _VOID else r
+        except _Crash:
+            return Result(None, tuple(events), True)
+        except RecursionError:
+            raise ModelError(f"recursion too deep in {self.name}()", self.name) from None
+        got = None if events else self._results.get(value)
+        return got if got is not None else self._result(value, events)
+
     def over(self, args: Sequence[int | None], at: int, values: Iterable[int | None],
              env: Mapping[str, int] | None = None) -> list[Result]:
         """``self(*args, env=env)`` with the argument at ``at`` replaced by each of

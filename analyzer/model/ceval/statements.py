@@ -11,6 +11,7 @@ from .expressions import ExprCompiler
 from .limits import ModelError, Unsupported
 from .runtime import (
     _BREAK,
+    _E,
     _S,
     _VOID,
     MAX_STEPS,
@@ -21,6 +22,7 @@ from .runtime import (
     _convert,
     _Goto,
     _line,
+    _mk,
     _named,
     _nothing,
     _quiet,
@@ -266,10 +268,13 @@ class _Compiler(ExprCompiler):
         self.scopes[-1][name] = ("array", slot, size, ety)
         fns = [e.fn for e in elems]
         sizef = (lambda f: size) if isinstance(size, int) else size
+        parts = [("val", size) if isinstance(size, int) else ("obj", size), *elems]
+        cells = _E(lambda f: [sizef(f), *(g(f) for g in fns)], PTR, None, _mk(
+            "[" + ", ".join(f"{{{i}}}" for i in range(len(parts))) + "]", *parts)).fast
 
         def build(f):
-            f[slot] = [sizef(f), *(g(f) for g in fns)]
-        return [_S(build, False)]
+            f[slot] = cells(f)
+        return [_S(build, False, ("store", slot, cells))]
 
 
 def _signature(fn: Node) -> tuple[Type, list[tuple[str, Type]]]:
