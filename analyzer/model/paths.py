@@ -538,14 +538,16 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
                 idx, by_pointer = _holder_passed(t, callee, args, field), True
             if idx is None or callee in sanitizers:
                 continue
-            if sanitizers and _trusted(call, sanitizers, names, lookups, t):
+            dominating = guards.dominating_guards(call) if sanitizers else None
+            if sanitizers and _trusted(call, sanitizers, names, lookups, t, dominating):
                 continue
             is_target = callee in targets and not by_pointer
             callee_fact = t.facts.functions.get(callee)
             if not is_target and (callee_fact is None or callee in seen or
                                   len(hops) + 1 >= depth or idx >= len(callee_fact.params)):
                 continue
-            gs = relevant(guards.dominating_guards(call), flow, t)
+            gs = relevant(guards.dominating_guards(call) if dominating is None else dominating,
+                          flow, t)
             hop = Hop(fname, fact.path, call.start_point.row + 1, callee, idx, names, gs,
                       pointers, flow, _in_check(call))
             if is_target:
@@ -653,10 +655,10 @@ def _only_return(fn):
         c = body.named_child(i)
         if c.type == "comment":
             continue
-        if stmt is not None:
-            return None
+        if stmt is not None or c.type != "return_statement":
+            return None  # a second statement, or a first that is not a return
         stmt = c
-    if stmt is None or stmt.type != "return_statement" or not stmt.named_children:
+    if stmt is None or not stmt.named_children:
         return None
     return stmt.named_children[0]
 
@@ -692,9 +694,11 @@ def _lookup_vars(fn, sanitizers, names, t: model.Tree | None = None) -> set[str]
     return out
 
 
-def _trusted(call, sanitizers, names, lookups, t: model.Tree | None = None) -> bool:
-    """Is ``call`` reached only when a lookup of the ID succeeded?"""
-    for g in guards.dominating_guards(call):
+def _trusted(call, sanitizers, names, lookups, t: model.Tree | None = None,
+             dominating: tuple | None = None) -> bool:
+    """Is ``call`` reached only when a lookup of the ID succeeded? (``dominating``: its
+    guards, when the caller has them.)"""
+    for g in guards.dominating_guards(call) if dominating is None else dominating:
         cond, truthy = _truth_of(g.cond, g.holds, t)
         found = _is_lookup(cond, sanitizers, names, t) or (
             cond.type == "identifier" and cparse.text(cond) in lookups)
