@@ -70,11 +70,12 @@ def _first_refused(rule, t, cp, routes):
     for cfg in configs(rule, t):
         extra = {prof.fields["block_count"]: t.macro(prof.count, cfg),
                  roles_mod.vp_field(t.facts, prof): 0}
+        runs = [paths.runner(t, r, cfg, **extra) for r in routes]
         for vid in space.ids(t.id_space(cfg), space.values(t, cfg.nr_cpus, cfg.stride)):
             slot = cp.slot(cfg, vid)
             if not slot.admitted or slot.events:
                 continue
-            outs = [paths.run(t, r, cfg, vid, **extra) for r in routes]
+            outs = [run(vid) for run in runs]
             if any(o.reached for o in outs):
                 continue
             route, out = next((r, o) for r, o in zip(routes, outs, strict=True)

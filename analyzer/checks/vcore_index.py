@@ -173,7 +173,8 @@ def _unbounded(rule, t, cp: paths.CreatePath):
         for cfg in configs(rule, t):
             if host and cfg.stride != prof.strides[0]:
                 continue  # the guest's stride is emulated on the profile's host only
-            cfg = replace(cfg, profile=prof)
+            if host:  # the profile's own host: the sweep's object (caches find it by identity)
+                cfg = replace(cfg, profile=prof)
             size = t.macro(rule.profile.table_size, cfg)
             for vid in range(t.id_space(cfg) or 16 * cfg.nr_cpus):
                 try:

@@ -26,7 +26,7 @@ class Sink:
     line: int
     function: str
     guards: tuple  # (function, path, guard) on the way, in order
-    run: object  # (cfg, vid, extra) -> (admitted, index | None)
+    run: object  # (cfg, extra) -> (vid -> (admitted, index | None))
     score: object  # (cfg, ids, extra) -> [index | None per ID], the computation alone
     notes: object  # vid -> tuple[Note, ...]
     signature: tuple | None = None  # _common.run_signature of the path (None: raw)
@@ -81,7 +81,8 @@ def _count(rule, t, alloc, cfg, nr: int) -> tuple[str, int]:
     """What the block is meant to hold: ``nr_servers`` where the tree has that field
     (the value swept), else the profile's vCPU count (a tree from before it)."""
     field = rule.profile.fields["block_count"]
-    if f"->{field}".encode() in t.facts.snapshot.files.get(alloc.path, b""):
+    if t._once(("block-count-field", alloc.path, field), lambda: f"->{field}".encode() in
+               t.facts.snapshot.files.get(alloc.path, b"")):
         return field, nr
     return rule.profile.count, t.macro(rule.profile.count, cfg)
 
@@ -135,12 +136,16 @@ def _sinks(rule, t, entry, roles) -> Iterator[Sink]:
 
 
 def _path_runner(t, path):
-    def run(cfg, vid, extra):
-        out = paths.run(t, path, cfg, vid, **extra)
-        if not out.reached or out.result.crashed or out.result.events:
-            return False, None  # refused, or a crash or warning (pack-domain's business)
-        return True, out.result.value
-    return run
+    def runs(cfg, extra):
+        one = paths.runner(t, path, cfg, **extra)
+
+        def run(vid):
+            out = one(vid)
+            if not out.reached or out.result.crashed or out.result.events:
+                return False, None  # refused, or a crash or warning (pack-domain's business)
+            return True, out.result.value
+        return run
+    return runs
 
 
 def _raw_sinks(rule, t, entry) -> Iterator[Sink]:
@@ -167,7 +172,8 @@ def _raw_sinks(rule, t, entry) -> Iterator[Sink]:
         line = add.start_point.row + 1
         yield Sink(f"{entry.function}() → {cparse.text(add)}", fact.path, line,
                    entry.function, tuple((entry.function, fact.path, g) for g in gs),
-                   _raw_runner(t, entry.function, names, flow, pointers, gs, other[0], line),
+                   _per_config(_raw_runner(t, entry.function, names, flow, pointers, gs,
+                                           other[0], line)),
                    _scores(_raw_runner(t, entry.function, names, flow, pointers, (),
                                        other[0], line, score=True)),
                    lambda vid, gs=gs, line=line: tuple(
@@ -223,10 +229,11 @@ def _overflow(rule, t, sink: Sink, size_text, holds) -> list[tuple[bool, tuple]]
             size = t.expr(size_text)(env=cfg.env(**extra)).value
             hits: dict[bool, list] = {}
             count = holds(cfg, nr)
+            run = sink.run(cfg, extra)
             for index, vid in scored:
                 if index < size:
                     break
-                admitted, value = sink.run(cfg, vid, extra)
+                admitted, value = run(vid)
                 if admitted and value is not None and value >= size:
                     hits.setdefault(size < count and value < count, []).append((vid, value))
             for small, got in sorted(hits.items(), key=lambda kv: min(kv[1])):
@@ -254,6 +261,11 @@ def _helper_score(t, hop):
         return [None if r.crashed or r.events else r.value
                 for r in target.over([0] * n, hop.arg_index, ids, cfg.env(**extra))]
     return score
+
+
+def _per_config(one):
+    """A per-ID run as a run of one configuration."""
+    return lambda cfg, extra: lambda vid: one(cfg, vid, extra)
 
 
 def _scores(one):

@@ -175,7 +175,19 @@ class Tree:
         """The sweep, built once per tree: every rule then holds the same Config objects,
         which the path engine's caches find by identity."""
         key = ("configs", None if nr_cpus is None else tuple(nr_cpus), layouts)
-        return list(self._once(key, lambda: tuple(sweep(self.profile, nr_cpus, layouts))))
+        return list(self._once(key, lambda: tuple(
+            self.config(c.nr_cpus, c.stride, c.threads)
+            for c in sweep(self.profile, nr_cpus, layouts))))
+
+    def config(self, nr_cpus: int, stride: int, threads: int = 1) -> Config:
+        """One object per configuration of this tree, whichever sweep asks: the path
+        engine's caches are keyed by configurations, and a key found by identity is
+        not compared field by field (profile included)."""
+        key = ("config", nr_cpus, stride, threads)
+        got = self._memo.get(key)
+        if got is None:
+            got = self._memo[key] = Config(nr_cpus, stride, threads, self.profile)
+        return got
 
 
 class Expanded(Mapping):

@@ -12,6 +12,8 @@ along the path holds, evaluated with the tree's own code by the model.
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ..c import guards
@@ -287,21 +289,35 @@ def _root(node):
     return node
 
 
-_CALLS: dict = {}  # root node id -> (root, {callee: calls}); one query per parsed file
+_CALLS: dict = {}  # root node id -> (root, {callee: calls}); filled name by name
 
 
 def _calls_of(root, fname: str) -> tuple:
-    """Calls of ``fname`` by name in one parsed file."""
+    """Calls of ``fname`` by name in one parsed file, in order."""
     hit = _CALLS.get(root.id)
     if hit is None or hit[0] != root:
-        index: dict[str, list] = {}
-        for c in cparse.captures("(call_expression function: (identifier) @f) @c", root
-                                 ).get("c", []):
-            index.setdefault(cparse.text(c.child_by_field_name("function")), []).append(c)
         if len(_CALLS) > 64:
             _CALLS.clear()
-        hit = _CALLS[root.id] = (root, index)
-    return tuple(hit[1].get(fname, ()))
+        hit = _CALLS[root.id] = (root, {})
+    got = hit[1].get(fname)
+    if got is None:
+        got = hit[1][fname] = _find_calls(root, fname)
+    return got
+
+
+def _find_calls(root, fname: str) -> tuple:
+    """The calls whose function is the identifier ``fname``: looked for where the name
+    is written in the text, not by a query over every call of the file (a whole-file
+    query of ``book3s_hv.c`` cost more than the rest of the rule)."""
+    out = []
+    data, base, size = root.text, root.start_byte, len(fname.encode())
+    for m in re.finditer(rb"(?<!\w)" + re.escape(fname.encode()) + rb"(?!\w)", data):
+        ident = root.descendant_for_byte_range(base + m.start(), base + m.start() + size)
+        call = ident.parent if ident is not None else None
+        if call is not None and ident.type == "identifier" and \
+                call.type == "call_expression" and call.child_by_field_name("function") == ident:
+            out.append(call)
+    return tuple(out)
 
 
 def _opaque(right, succeed: frozenset[str]) -> bool:
@@ -436,14 +452,20 @@ def boundaries(t: model.Tree, path: Path, env: dict) -> set[int]:
 def holds(t: model.Tree, guard, env: dict, flow: IdFlow, function: str) -> bool:
     """Does the guard hold? The one exception policy: C the model cannot evaluate makes
     the verdict undecided; bugs of the evaluator itself propagate."""
+    r = evaluate(t, guard, env, function)
+    return not r.crashed and bool(r.value) == guard.holds
+
+
+def evaluate(t: model.Tree, guard, env: dict, function: str):
+    """The guard's condition evaluated (:func:`value`), or :class:`Undecided`."""
     try:
-        r = value(t, guard.cond, guard.text, env, function, guard.line)
+        try:  # the common case, a guard that reads no local: value()'s first step
+            return t.expr(guard.text).value_of(env)
+        except ceval.Unbound:
+            return value(t, guard.cond, guard.text, env, function, guard.line)
     except EVAL_ERRORS as e:
         raise Undecided(f"{function}(): cannot evaluate '{guard.text}' ({e})", function,
                         guard.line) from None
-    if r.crashed:
-        return False
-    return bool(r.value) == guard.holds
 
 
 MAX_LOCALS = 16  # locals one guard may pull in through their assignments
@@ -520,14 +542,16 @@ def find(t: model.Tree, entry: str, names: tuple[str, ...], targets: set[str],
                 idx, by_pointer = _holder_passed(t, callee, args, field), True
             if idx is None or callee in sanitizers:
                 continue
-            if sanitizers and _trusted(call, sanitizers, names, lookups, t):
+            dominating = guards.dominating_guards(call) if sanitizers else None
+            if sanitizers and _trusted(call, sanitizers, names, lookups, t, dominating):
                 continue
             is_target = callee in targets and not by_pointer
             callee_fact = t.facts.functions.get(callee)
             if not is_target and (callee_fact is None or callee in seen or
                                   len(hops) + 1 >= depth or idx >= len(callee_fact.params)):
                 continue
-            gs = relevant(guards.dominating_guards(call), flow, t)
+            gs = relevant(guards.dominating_guards(call) if dominating is None else dominating,
+                          flow, t)
             hop = Hop(fname, fact.path, call.start_point.row + 1, callee, idx, names, gs,
                       pointers, flow, _in_check(call))
             if is_target:
@@ -635,10 +659,10 @@ def _only_return(fn):
         c = body.named_child(i)
         if c.type == "comment":
             continue
-        if stmt is not None:
-            return None
+        if stmt is not None or c.type != "return_statement":
+            return None  # a second statement, or a first that is not a return
         stmt = c
-    if stmt is None or stmt.type != "return_statement" or not stmt.named_children:
+    if stmt is None or not stmt.named_children:
         return None
     return stmt.named_children[0]
 
@@ -674,9 +698,11 @@ def _lookup_vars(fn, sanitizers, names, t: model.Tree | None = None) -> set[str]
     return out
 
 
-def _trusted(call, sanitizers, names, lookups, t: model.Tree | None = None) -> bool:
-    """Is ``call`` reached only when a lookup of the ID succeeded?"""
-    for g in guards.dominating_guards(call):
+def _trusted(call, sanitizers, names, lookups, t: model.Tree | None = None,
+             dominating: tuple | None = None) -> bool:
+    """Is ``call`` reached only when a lookup of the ID succeeded? (``dominating``: its
+    guards, when the caller has them.)"""
+    for g in guards.dominating_guards(call) if dominating is None else dominating:
         cond, truthy = _truth_of(g.cond, g.holds, t)
         found = _is_lookup(cond, sanitizers, names, t) or (
             cond.type == "identifier" and cparse.text(cond) in lookups)
@@ -724,22 +750,46 @@ class Outcome:
 def run(t: model.Tree, path: Path, config: model.Config, vid: int,
         **extra: int) -> Outcome:
     """Does ``vid`` get through every hop's guards, and what does the target do with it?"""
-    extra_key = tuple(sorted(extra.items()))
-    for hop in path.hops:
-        env = dict(_base_env(hop.pointers, config, extra_key))
-        for n in hop.names:
-            env[n] = vid
-        if hop.flow is not None and hop.flow.field:
-            env[hop.flow.field] = vid
-        for g in hop.guards:
-            if not holds(t, g, env, hop.flow, hop.function):
-                return Outcome(False, (hop.function, g.line), None)
+    return runner(t, path, config, **extra)(vid)
+
+
+def runner(t: model.Tree, path: Path, config: model.Config,
+           **extra: int) -> Callable[[int], Outcome]:
+    """:func:`run` of one configuration as a function of the ID: a sweep runs thousands
+    of IDs through one path, and what does not depend on the ID (the bindings of each
+    hop) is looked up once. A hop without guards only hands the ID on: nothing of it
+    is evaluated."""
+    extra_key = tuple(sorted(extra.items())) if extra else ()
+    hops = tuple((hop, _base_env(hop.pointers, config, extra_key),
+                  hop.flow.field if hop.flow is not None else None)
+                 for hop in path.hops if hop.guards)
     last = path.hops[-1]
-    fact = t.facts.functions[last.callee]
-    args = [0] * len(fact.params)
-    args[last.arg_index] = vid
-    env = _base_env((), config, extra_key)
-    return Outcome(True, None, t.compiled(last.callee)(*args, env=env))
+    final = _base_env((), config, extra_key)
+
+    def run_one(vid: int) -> Outcome:
+        for hop, base, field_ in hops:
+            env = dict(base)
+            for n in hop.names:
+                env[n] = vid
+            if field_:
+                env[field_] = vid
+            for g in hop.guards:
+                if not holds(t, g, env, hop.flow, hop.function):
+                    return Outcome(False, (hop.function, g.line), None)
+        target, nparams = _target(t, last.callee)
+        args = [0] * nparams
+        args[last.arg_index] = vid
+        return Outcome(True, None, target(*args, env=final))
+    return run_one
+
+
+def _target(t: model.Tree, callee: str) -> tuple:
+    """(the compiled target, its number of parameters): looked up once per tree."""
+    got = t._memo.get(("target", callee))
+    if got is None:
+        nparams = len(t.facts.functions[callee].params)
+        got = t._memo["target", callee] = (t.compiled(callee), nparams)
+    return got
 
 
 @functools.lru_cache(maxsize=1024)
@@ -805,12 +855,20 @@ class CreatePath:
             env[n] = vid
         if self.flow.field:
             env[self.flow.field] = vid
+        # The assignments of the index sit under the same guards (``if (P9) { if (id >=
+        # max) … else … }``): each condition is evaluated once per ID. Exact while
+        # ``env`` only grows (value() binds a missing local, never rebinds one), that
+        # is until the index is bound below.
+        known: dict[str, object] = {}
         for g in self.prefix:
-            if not self._holds(g, env):
+            if not self._holds(g, env, known):
                 return Slot(False, None, (), g.line)
         index, events = None, ()
         for guards_, rhs, line, node in self.assignments:
-            if all(self._holds(g, env) for g in guards_):
+            for g in guards_:
+                if not self._holds(g, env, known):
+                    break
+            else:
                 r = value(self.tree, node, rhs, env, self.function, line)
                 events = tuple(r.events)
                 if r.crashed:
@@ -818,7 +876,8 @@ class CreatePath:
                 index = r.value
                 break
         if index is None:
-            return Slot(False, None, events, self._refusing(env) if not events else None)
+            return Slot(False, None, events,
+                        self._refusing(env, known) if not events else None)
         for name in (self.index_var, *self.index_names):
             env[name] = index
         for g in self.site_guards:
@@ -826,16 +885,21 @@ class CreatePath:
                 return Slot(False, index, events, g.line)
         return Slot(True, index, events)
 
-    def _holds(self, guard, env) -> bool:
-        return holds(self.tree, guard, env, self.flow, self.function)
+    def _holds(self, guard, env, known: dict | None = None) -> bool:
+        if known is None:
+            return holds(self.tree, guard, env, self.flow, self.function)
+        r = known.get(guard.text)
+        if r is None:
+            r = known[guard.text] = evaluate(self.tree, guard, env, self.function)
+        return not r.crashed and bool(r.value) == guard.holds
 
-    def _refusing(self, env) -> int | None:
+    def _refusing(self, env, known: dict | None = None) -> int | None:
         """The line of the first guard that every assignment of the index sits under
         and that the ID fails (an early return before them all), if there is one."""
         common = set.intersection(*({(g.line, g.text) for g in a[0]}
                                     for a in self.assignments)) if self.assignments else ()
         for g in self.assignments[0][0] if common else ():
-            if (g.line, g.text) in common and not self._holds(g, env):
+            if (g.line, g.text) in common and not self._holds(g, env, known):
                 return g.line
         return None
 

@@ -354,7 +354,7 @@ def configs(t, layouts: bool = False, among: tuple[int, ...] | None = None) -> l
         rng = kconfig_range(t.facts.snapshot.files, t.profile)
         wanted = builds(t) if among is None else [n for n in among if rng.low <= n <= rng.high]
         for n, s in classes(t, wanted):
-            out.extend(model.Config(n, s, th, t.profile) for th in model.threads(n, s, True))
+            out.extend(t.config(n, s, th) for th in model.threads(n, s, True))
         return out
 
     full = t._once(("space-configs", among), make)

@@ -12,7 +12,7 @@ from tree_sitter import Node
 from ...c import parse as cparse
 from .limits import Unsupported
 from .operators import arith
-from .runtime import _E, Event, Fn, _const, _convert, _env_read, _line, _wrapper
+from .runtime import _E, Event, Fn, _const, _convert, _env_read, _line, _mk, _wrapper
 from .types import INT, PTR, Type
 
 
@@ -60,11 +60,12 @@ class Access:
         right = self.expr(n.child_by_field_name("right"))
         if op != "=":
             right = arith(op[:-1], _E(lambda f: f[slot], ty), right, _line(n), self.name)
-        vf = _convert(right, ty).fn
+        vf = _convert(right, ty).fast
 
         def assign(f):
             f[slot] = v = vf(f)
             return v
+        assign.store = (slot, vf)  # as a statement: a store (see s_expression_statement)
         return _E(assign, ty)
 
     def e_update_expression(self, n: Node) -> _E:
@@ -98,7 +99,7 @@ class Access:
             return 0
         if isinstance(values, tuple) and isinstance(size, int):
             return _table_read(values, size, ety, idx, oob)
-        return _E(_slot_read(values, idx.fn, oob), ety)
+        return _E(_slot_read(values, idx.fast, oob), ety)
 
 
 def _table_read(values: tuple, size: int, ety: Type, idx: _E, oob) -> _E:
@@ -106,14 +107,16 @@ def _table_read(values: tuple, size: int, ety: Type, idx: _E, oob) -> _E:
     table = values + (0,) * (size - len(values))
     if idx.const is not None and 0 <= idx.const < size:
         return _const(table[idx.const], ety)
-    ix = idx.fn
+    ix = idx.fast
 
     def read(f):
         i = ix(f)
         if 0 <= i < size:
             return table[i]
         return oob(f, i)
-    return _E(read, ety)
+    i = ("tmp",)
+    return _E(read, ety, None, _mk("({0}[{1}] if 0 <= ({1} := {2}) < {3} else {4}(f, {1}))",
+                                   ("val", table), i, idx, ("val", size), ("val", oob)))
 
 
 def _slot_read(slot: int, ix: Fn, oob) -> Fn:

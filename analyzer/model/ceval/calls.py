@@ -12,7 +12,7 @@ from tree_sitter import Node
 from ...c import parse as cparse
 from .limits import Unsupported
 from .operators import fold, minmax
-from .runtime import _E, Event, _const, _convert, _Crash, _env_read, _line, _named
+from .runtime import _E, _VOID, Event, _const, _convert, _Crash, _env_read, _line, _mk, _named
 from .types import INT, PTR, ULONG, VOID, common
 
 _PRINTERS = {"printk", "trace_printk", "no_printk", "pr_cont"}
@@ -60,7 +60,7 @@ class Calls:
         """``BUG_ON(c)``/``BUG()``: an event that stops the whole evaluation."""
         if name == "BUG_ON" and len(args) != 1:
             raise Unsupported("BUG_ON without one argument", line)
-        cond = self.expr(args[0]).fn if args else (lambda f: 1)
+        cond = self.expr(args[0]).fast if args else (lambda f: 1)
         fname = self.name
 
         def bug(f):
@@ -74,15 +74,16 @@ class Calls:
         """``WARN*(c, ...)``: an event each time ``c`` holds, and ``!!c`` as the value."""
         if not args:
             raise Unsupported(f"{name} without a condition", line)
-        cond = self.expr(args[0]).fn
-        fname = self.name
+        c = self.expr(args[0])
+        cond, event = c.fast, Event("warn", name, line, self.name)  # events are immutable
 
         def warn(f):
             if cond(f):
-                f[1].append(Event("warn", name, line, fname))
+                f[1].append(event)
                 return 1
             return 0
-        return _E(warn, INT)
+        return _E(warn, INT, None, _mk("((f[1].append({1}) or 1) if {0} else 0)", c,
+                                       ("val", event)))
 
     def builtin(self, name: str, args: list[Node], line: int) -> _E | None:
         if name in ("min", "max") and len(args) == 2:
@@ -110,15 +111,25 @@ class Calls:
             raise Unsupported(f"call of {name} with {len(args)} arguments", line)
         fns = []
         for a, (_, pty) in zip(args, target.params, strict=True):
-            fns.append(self.pointer_arg(a) if pty == PTR else _convert(self.expr(a), pty).fn)
+            fns.append(self.pointer_arg(a) if pty == PTR else _convert(self.expr(a), pty).fast)
         rtype = INT if target.rtype == VOID else target.rtype
         fns_t = tuple(fns)
+        # Compiled.enter in line (the body and locals are read at each call: a recursive
+        # call is compiled before its target's body is)
         if len(fns_t) == 1:
             (g,) = fns_t
-            return _E(lambda f: target.enter(f[0], f[1], [g(f)]), rtype)
+
+            def call1(f):
+                r = target.body([f[0], f[1], g(f), *target.zeros])
+                return 0 if r is None or r is _VOID else r
+            return _E(call1, rtype)
         if len(fns_t) == 2:
             g, h = fns_t
-            return _E(lambda f: target.enter(f[0], f[1], [g(f), h(f)]), rtype)
+
+            def call2(f):
+                r = target.body([f[0], f[1], g(f), h(f), *target.zeros])
+                return 0 if r is None or r is _VOID else r
+            return _E(call2, rtype)
         return _E(lambda f: target.enter(f[0], f[1], [g(f) for g in fns_t]), rtype)
 
     def macro_call(self, name: str, args: list[Node], line: int) -> _E:

@@ -17,7 +17,7 @@ from .access import Access
 from .calls import Calls
 from .limits import Unsupported
 from .operators import arith, fold, negate
-from .runtime import _E, Program, _const, _convert, _env_read, _Goto, _line, _named
+from .runtime import _E, Program, _const, _convert, _env_read, _Goto, _line, _mk, _named
 from .types import _TYPES, INT, PTR, VOID, Type, _literal, common, parse_type, promote
 
 MAX_DEPTH = 200  # nesting of expressions and statements compiled; deeper is undecided
@@ -106,7 +106,7 @@ class ExprCompiler(Access, Calls):
             if info[0] == "array":
                 raise Unsupported(f"array {name} used as a value", line)
             _, slot, ty = info
-            return _E(lambda f: f[slot], ty)
+            return _E(lambda f: f[slot], ty, None, ("slot", slot))
         if name in self.program.defines and name not in self.expanding:
             text = self.program.defines[name]
             if not text.strip():
@@ -131,7 +131,7 @@ class ExprCompiler(Access, Calls):
         a = self.expr(n.child_by_field_name("argument"))
         if op == "!":
             af = a.fn
-            return fold(_E(lambda f: not af(f), INT), a)
+            return fold(_E(lambda f: not af(f), INT, None, _mk("(not {0})", a)), a)
         ty = promote(a.ty)
         a = _convert(a, ty)
         af = a.fn
@@ -142,9 +142,10 @@ class ExprCompiler(Access, Calls):
         if op != "~":
             raise Unsupported(f"unary {op}", _line(n))
         if ty[1]:
-            return fold(_E(lambda f: ~af(f), ty), a)
+            return fold(_E(lambda f: ~af(f), ty, None, _mk("(~{0})", a)), a)
         mask = (1 << ty[0]) - 1
-        return fold(_E(lambda f: af(f) ^ mask, ty), a)
+        return fold(_E(lambda f: af(f) ^ mask, ty, None, _mk("({0} ^ {1})", a, ("val", mask))),
+                    a)
 
     def e_binary_expression(self, n: Node) -> _E:
         op = n.child_by_field_name("operator").type
@@ -190,4 +191,5 @@ class ExprCompiler(Access, Calls):
         if c.const is not None:
             return x if c.const else y
         cf, xf, yf = c.fn, x.fn, y.fn
-        return _E(lambda f: xf(f) if cf(f) else yf(f), ty)
+        return _E(lambda f: xf(f) if cf(f) else yf(f), ty, None,
+                  _mk("({1} if {0} else {2})", c, x, y))

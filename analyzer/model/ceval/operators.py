@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .limits import ModelError, Unsupported
-from .runtime import _E, Fn, _const, _convert, _wrapper
+from .runtime import _E, Fn, _const, _convert, _mk, _wrap_src, _wrapper
 from .types import INT, Type, common, conv, promote
 
 _CMP: dict[str, Callable[[Fn, Fn], Fn]] = {
@@ -77,7 +77,8 @@ def fold(e: _E, *parts: _E) -> _E:
 def negate(a: _E) -> _E:
     """Unary minus of an operand already promoted."""
     af, ty = a.fn, a.ty
-    return fold(_E(_wrapper(ty)(lambda f: -af(f)), ty), a)
+    return fold(_E(_wrapper(ty)(lambda f: -af(f)), ty, None, _wrap_src(ty, _mk("(-{0})", a))),
+                a)
 
 
 def arith(op: str, a: _E, b: _E, line: int, fname: str) -> _E:
@@ -86,71 +87,90 @@ def arith(op: str, a: _E, b: _E, line: int, fname: str) -> _E:
     if op == "&&":
         if a.const is not None and not a.const:
             return _const(0, INT)
-        return fold(_E(lambda f: af(f) and bf(f) != 0, INT), a, b)
+        return fold(_E(lambda f: af(f) and bf(f) != 0, INT, None,
+                       _mk("({0} and {1} != 0)", a, b)), a, b)
     if op == "||":
         if a.const:
             return _const(1, INT)
-        return fold(_E(lambda f: af(f) != 0 or bf(f) != 0, INT), a, b)
+        return fold(_E(lambda f: af(f) != 0 or bf(f) != 0, INT, None,
+                       _mk("({0} != 0 or {1} != 0)", a, b)), a, b)
     if op in ("<<", ">>"):
         return fold(shift(op, a, b, line, fname), a, b)
     ty = common(a.ty, b.ty)
     if op in _CMP:
         a, b = _convert(a, ty), _convert(b, ty)
+        src = _mk(f"({{0}} {op} {{1}})", a, b)
         if b.const is not None and a.const is None:
-            return _E(_CMP_K[op](a.fn, b.const), INT)
-        return fold(_E(_CMP[op](a.fn, b.fn), INT), a, b)
+            return _E(_CMP_K[op](a.fn, b.const), INT, None, src)
+        return fold(_E(_CMP[op](a.fn, b.fn), INT, None, src), a, b)
     if op in ("/", "%"):
         a, b = _convert(a, ty), _convert(b, ty)
         if not ty[1] and b.const and a.const is None:  # unsigned, constant divisor
             af, k = a.fn, b.const
-            return _E((lambda f: af(f) // k) if op == "/" else (lambda f: af(f) % k), ty)
-        return fold(divide(op, a.fn, b.fn, ty, line, fname), a, b)
+            return _E((lambda f: af(f) // k) if op == "/" else (lambda f: af(f) % k), ty, None,
+                      _mk("({0} // {1})" if op == "/" else "({0} % {1})", a, ("val", k)))
+        return fold(divide(op, a, b, ty, line, fname), a, b)
     if op not in _RING:
         raise Unsupported(f"operator {op}", line)
-    return fold(_E(_ring(op, a, b, ty), ty), a, b)
+    fn, src = _ring(op, a, b, ty)
+    return fold(_E(fn, ty, None, src), a, b)
 
 
-def _ring(op: str, a: _E, b: _E, ty: Type) -> Fn:
+def _ring(op: str, a: _E, b: _E, ty: Type) -> tuple[Fn, tuple]:
     """+ - * & | ^ commute with reduction modulo 2**bits, and a signed common type
-    holds both operands' values: no operand conversion is needed."""
+    holds both operands' values: no operand conversion is needed. (The closure, and
+    its source.)"""
     af, bf = a.fn, b.fn
     bits, signed = ty
     mask = (1 << bits) - 1
     k = None if a.const is not None or b.const is None else conv(b.const, ty)
+    right = b if k is None else ("val", k)
     if op in _RING_U and not signed:
-        return _RING_U[op](af, bf, mask) if k is None else _RING_UK[op](af, k, mask)
+        return (_RING_U[op](af, bf, mask) if k is None else _RING_UK[op](af, k, mask),
+                _mk(f"(({{0}} {op} {{1}}) & {{2}})", a, right, ("val", mask)))
     if op in _RING_S and signed:
         half = 1 << (bits - 1)
-        return _RING_S[op](af, bf, mask, half) if k is None else \
-            _RING_SK[op](af, k, mask, half)
+        return (_RING_S[op](af, bf, mask, half) if k is None else
+                _RING_SK[op](af, k, mask, half),
+                _mk(f"((({{0}} {op} {{1}} + {{3}}) & {{2}}) - {{3}})", a, right,
+                    ("val", mask), ("val", half)))
+    plain = _mk(f"({{0}} {op} {{1}})", a, b)
     if op in ("&", "|", "^") and (signed or (a.ty[1] is False and b.ty[1] is False)):
-        return _RING[op](af, bf)  # in range already
-    return _wrapper(ty)(_RING[op](af, bf))
+        return _RING[op](af, bf), plain  # in range already
+    return _wrapper(ty)(_RING[op](af, bf)), _wrap_src(ty, plain)
 
 
-def divide(op: str, af: Fn, bf: Fn, ty: Type, line: int, fname: str) -> _E:
-    """``/`` and ``%`` truncating toward zero; division by zero is a :class:`ModelError`."""
+def divide(op: str, a: _E, b: _E, ty: Type, line: int, fname: str) -> _E:
+    """``/`` and ``%`` truncating toward zero; division by zero is a :class:`ModelError`.
+    (``a`` and ``b`` are converted to ``ty`` already.)"""
+    af, bf = a.fn, b.fn
     def zero():
         return ModelError(f"division by zero at line {line} of {fname}()", fname, line)
+
+    def fail():
+        raise zero()
+    y, x = ("tmp",), ("tmp",)
     if not ty[1]:
+        # the divisor first, as the closure does
+        src = _mk("({0} %s {2} if ({2} := {1}) else {3}())" % ("//" if op == "/" else "%"),
+                  a, b, y, ("val", fail))
         if op == "/":
             def udiv(f):
                 y = bf(f)
                 if not y:
                     raise zero()
                 return af(f) // y
-            return _E(udiv, ty)
+            return _E(udiv, ty, None, src)
 
         def umod(f):
             y = bf(f)
             if not y:
                 raise zero()
             return af(f) % y
-        return _E(umod, ty)
+        return _E(umod, ty, None, src)
     wrap = conv
 
-    def sdiv(f, rem=op == "%"):
-        x, y = af(f), bf(f)
+    def slow(x, y, rem=op == "%"):
         if not y:
             raise zero()
         if x >= 0 and y > 0:
@@ -159,7 +179,13 @@ def divide(op: str, af: Fn, bf: Fn, ty: Type, line: int, fname: str) -> _E:
         if (x < 0) != (y < 0):
             q = -q
         return x - y * q if rem else wrap(q, ty)
-    return _E(sdiv, ty)
+
+    def sdiv(f):
+        return slow(af(f), bf(f))
+    # both operands first, in order; the common case (both positive) in line
+    src = _mk("({2} %s {3} if (({2} := {0}) >= 0) & (({3} := {1}) > 0) else {4}({2}, {3}))"
+              % ("//" if op == "/" else "%"), a, b, x, y, ("val", slow))
+    return _E(sdiv, ty, None, src)
 
 
 def shift(op: str, a: _E, b: _E, line: int, fname: str) -> _E:
@@ -176,8 +202,9 @@ def shift(op: str, a: _E, b: _E, line: int, fname: str) -> _E:
         raise ModelError(f"shift by {y} at line {line} of {fname}() ({bits}-bit operand)",
                          fname, line)
     if op == ">>":
-        return _E(lambda f: af(f) >> count(f), ty)
-    return _E(_wrapper(ty)(lambda f: af(f) << count(f)), ty)
+        return _E(lambda f: af(f) >> count(f), ty, None, _mk("({0} >> {1})", a, ("obj", count)))
+    return _E(_wrapper(ty)(lambda f: af(f) << count(f)), ty, None,
+              _wrap_src(ty, _mk("({0} << {1})", a, ("obj", count))))
 
 
 def minmax(op: str, a: _E, b: _E, ty: Type) -> _E:

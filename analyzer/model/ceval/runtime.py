@@ -3,6 +3,7 @@ compiled closures and statements, and a compiled function."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -59,6 +60,90 @@ class _E:
     fn: Fn
     ty: Type
     const: int | None = None
+    # What ``fn`` computes as Python source (see _src), when it is made of operators
+    # that Python has: the closure of the whole expression is then generated as one
+    # function (``fast``) instead of a closure per operator.
+    src: tuple | None = None
+
+    @functools.cached_property
+    def fast(self) -> Fn:
+        """``fn``, as one generated function where ``src`` says what it computes: the
+        sweeps run the same expressions hundreds of thousands of times, and a closure
+        call per operator was most of a run. Asked for where an expression is used (a
+        statement, a condition, an argument), never of its operands."""
+        node = _src(self)
+        if node[0] != "fmt":
+            return self.fn
+        params: list = []
+        text = _render(node, params)
+        maker = _MAKERS.get(text)
+        if maker is None:
+            args = ", ".join(f"c{i}" for i in range(len(params)))
+            code = f"def make({args}):\n    return lambda f: {text}\n"
+            scope: dict = {}
+            exec(compile(code, "<vpcheck expr>", "exec"), scope)
+            maker = _MAKERS[text] = scope["make"]
+        return maker(*params)
+
+
+# Source nodes: ("val", x) a constant (or a function the text calls), ("slot", n) a
+# local (``f[n]``), ("obj", fn) a call of a closure, ("tmp",) a name the text assigns
+# (``:=``) and reads, ("fmt", depth, template, *parts) an operator: ``template`` is
+# fully parenthesised and names its parts ``{0}``, ``{1}``, ...
+MAX_SRC_DEPTH = 24  # deeper operands are called as closures (Python's parser nests ~200)
+_MAKERS: dict[str, Callable] = {}
+
+
+def _src(e: _E) -> tuple:
+    """``e`` as a source node."""
+    if e.const is not None:
+        return ("val", e.const)
+    s = e.src
+    if s is None:
+        read = getattr(e.fn, "env_read", None)
+        return ("obj", e.fn) if read is None else _read_src(e.fn, read[2])
+    if s[0] == "fmt" and s[1] > MAX_SRC_DEPTH:
+        return ("obj", e.fn)
+    return s
+
+
+def _read_src(read: Fn, ty: Type) -> tuple:
+    """A configuration read (:func:`_env_read`) in line: a bound value in the range of
+    its type is the value; anything else (unbound, None, out of range) is what the
+    closure gives."""
+    bits, signed = ty
+    lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+    return _mk("({0} if ({0} := f[0].get({1})) is not None and {2} <= {0} < {3} else {4}(f))",
+               ("tmp",), ("val", read.env_read[0]), ("val", lo), ("val", hi), ("val", read))
+
+
+def _mk(template: str, *parts) -> tuple:
+    """An operator's source node; ``parts`` are operands (_E) or source nodes."""
+    nodes = tuple(_src(p) if isinstance(p, _E) else p for p in parts)
+    return ("fmt", 1 + max((n[1] for n in nodes if n[0] == "fmt"), default=0), template,
+            *nodes)
+
+
+def _render(node: tuple, params: list) -> str:
+    """The source text of ``node``; its constants and closures become parameters
+    ``c0``, ``c1``, ... (so that expressions of one shape share the generated code)."""
+    kind = node[0]
+    if kind == "fmt":
+        return node[2].format(*(_render(p, params) for p in node[3:]))
+    params.append(node[1] if kind != "tmp" else None)  # ("tmp",): a local of the lambda
+    name = f"c{len(params) - 1}"
+    return f"{name}(f)" if kind == "obj" else f"f[{name}]" if kind == "slot" else name
+
+
+def _wrap_src(ty: Type, e) -> tuple:
+    """The source of ``_wrapper(ty)`` applied to ``e`` (an _E or a source node)."""
+    bits, signed = ty
+    if bits <= 1:
+        return _mk("(1 if {0} else 0)", e)
+    mask = (1 << bits) - 1
+    if not signed:
+        return _mk("({0} & {1})", e, ("val", mask))
+    return _mk("((({0} + {2}) & {1}) - {2})", e, ("val", mask), ("val", 1 << (bits - 1)))
 
 
 class _Crash(Exception):
@@ -106,16 +191,16 @@ def _wrapper(ty: Type) -> Callable[[Fn], Fn]:
 def _convert(e: _E, dst: Type) -> _E:
     """``e`` converted to ``dst`` (as by assignment or a cast)."""
     if dst == VOID:
-        return _E(e.fn, VOID, None)
+        return _E(e.fn, VOID, None, e.src)
     if _preserves(e.ty, dst):
-        return _E(e.fn, dst, e.const)
+        return _E(e.fn, dst, e.const, e.src)
     read = getattr(e.fn, "env_read", None)
     if read is not None and read[3] is None and 1 < dst[0] <= read[2][0]:
         # a name read as a type at least as wide: read it as ``dst`` (one closure, not two;
         # v mod 2**src taken mod 2**dst is v mod 2**dst)
         return _E(_env_read(read[0], read[1], dst), dst, None)
     fn = _wrapper(dst)(e.fn)
-    return _E(fn, dst, None if e.const is None else conv(e.const, dst))
+    return _E(fn, dst, None if e.const is None else conv(e.const, dst), _wrap_src(dst, e))
 
 
 def _line(n: Node) -> int:
@@ -287,6 +372,20 @@ class Compiled:
         except RecursionError:
             raise ModelError(f"recursion too deep in {self.name}()", self.name) from None
         got = None if events else self._results.get(value)  # the common case, inline
+        return got if got is not None else self._result(value, events)
+
+    def value_of(self, env: Mapping[str, int]) -> Result:
+        """``self(env=env)`` of a function without parameters (a compiled expression:
+        the path engine asks one per guard and ID)."""
+        events: list[Event] = []
+        try:
+            r = self.body([env, events, *self.zeros])
+            value = 0 if r is None or r is _VOID else r
+        except _Crash:
+            return Result(None, tuple(events), True)
+        except RecursionError:
+            raise ModelError(f"recursion too deep in {self.name}()", self.name) from None
+        got = None if events else self._results.get(value)
         return got if got is not None else self._result(value, events)
 
     def over(self, args: Sequence[int | None], at: int, values: Iterable[int | None],

@@ -11,6 +11,7 @@ from .expressions import ExprCompiler
 from .limits import ModelError, Unsupported
 from .runtime import (
     _BREAK,
+    _E,
     _S,
     _VOID,
     MAX_STEPS,
@@ -21,6 +22,7 @@ from .runtime import (
     _convert,
     _Goto,
     _line,
+    _mk,
     _named,
     _nothing,
     _quiet,
@@ -72,7 +74,8 @@ class _Compiler(ExprCompiler):
         e = self.expr(inner[0])
         if any(c.is_missing or c.is_error for c in n.children):
             raise Unsupported("syntax error", _line(n))
-        return _S(e.fn, False)
+        store = getattr(e.fn, "store", None)  # ``x = E;``: a block stores in place
+        return _S(e.fast, False, None if store is None else ("store", *store))
 
     def s_if_statement(self, n: Node) -> _S | None:
         c = self.expr(n.child_by_field_name("condition"))
@@ -88,7 +91,7 @@ class _Compiler(ExprCompiler):
             _quiet(then.fn)
         af = _nothing if alt is None else alt.fn if alt.returns or not returns else \
             _quiet(alt.fn)
-        cf = c.fn
+        cf = c.fast
         if af is _nothing:
             inline = ("if", cf, then) if then is not None else None
             return _S(lambda f: tf(f) if cf(f) else None, returns, inline)
@@ -102,7 +105,7 @@ class _Compiler(ExprCompiler):
             return _S(lambda f: _VOID, True, ("const", _VOID))
         e = self.expr(inner[0])
         if self.rtype == VOID:
-            ef = e.fn
+            ef = e.fast
 
             def ret_void(f):
                 ef(f)
@@ -112,7 +115,7 @@ class _Compiler(ExprCompiler):
         if e.const is not None:
             v = e.const
             return _S(lambda f: v, True, ("const", v))
-        return _S(e.fn, True)
+        return _S(e.fast, True)
 
     def s_switch_statement(self, n: Node) -> _S:
         return self.switch(n)
@@ -155,7 +158,7 @@ class _Compiler(ExprCompiler):
         table = {v: i for i, (v, _) in reversed(list(enumerate(cases))) if v is not None}
         default = next((i for i, (v, _) in enumerate(cases) if v is None), len(cases))
         bodies = tuple(b for _, b in cases)
-        cf = c.fn
+        cf = c.fast
 
         def run(f):
             for body in bodies[table.get(cf(f), default):]:
@@ -229,7 +232,7 @@ class _Compiler(ExprCompiler):
                 continue
             if init.type == "initializer_list":
                 raise Unsupported("initializer_list for a scalar", _line(init))
-            ef = _convert(self.expr(init), ty).fn
+            ef = _convert(self.expr(init), ty).fast
             slot = self.declare(name, ty)  # after the initialiser: ``int x = x;`` reads outer
 
             def dec(f, slot=slot, ef=ef):
@@ -265,10 +268,13 @@ class _Compiler(ExprCompiler):
         self.scopes[-1][name] = ("array", slot, size, ety)
         fns = [e.fn for e in elems]
         sizef = (lambda f: size) if isinstance(size, int) else size
+        parts = [("val", size) if isinstance(size, int) else ("obj", size), *elems]
+        cells = _E(lambda f: [sizef(f), *(g(f) for g in fns)], PTR, None, _mk(
+            "[" + ", ".join(f"{{{i}}}" for i in range(len(parts))) + "]", *parts)).fast
 
         def build(f):
-            f[slot] = [sizef(f), *(g(f) for g in fns)]
-        return [_S(build, False)]
+            f[slot] = cells(f)
+        return [_S(build, False, ("store", slot, cells))]
 
 
 def _signature(fn: Node) -> tuple[Type, list[tuple[str, Type]]]:
