@@ -39,10 +39,13 @@ _WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 
 
 @functools.cache
-def _annotation_finders() -> tuple[re.Pattern[bytes], ...]:
+def _annotation_finders() -> tuple[re.Pattern[bytes], ...] | None:
     """One pattern per two-byte prefix the annotations share (``__user|__iomem|…`` is
     ``__(?:user|iomem|…)``): a pattern that starts with a literal is searched for that
-    literal, five times faster than a ``bytes.find`` per word or one alternation."""
+    literal, five times faster than a ``bytes.find`` per word or one alternation.
+    None when an annotation is not an identifier (the plain pattern then serves)."""
+    if not all(_IDENT.fullmatch(w) for w in _annotations()):
+        return None
     groups: dict[bytes, list[bytes]] = {}
     for w in _annotations():
         groups.setdefault(w[:2], []).append(w[2:])
@@ -66,7 +69,7 @@ def _annotation_spans(src: bytes) -> list[tuple[int, int]]:
 
 def blank_annotations(src: bytes) -> bytes:
     """Each annotation that stands as a whole word, blanked."""
-    if not all(_IDENT.fullmatch(w) for w in _annotations()):
+    if _annotation_finders() is None:
         return _annotation_pattern().sub(lambda m: b" " * len(m.group(0)), src)
     spans = _annotation_spans(src)
     return _blanked(src, sorted(spans)) if spans else src
