@@ -17,6 +17,7 @@ kernel is built with. The choice is made from the tree's own conditions:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -47,15 +48,24 @@ def _truth(name: str, own: str, others_apply: bool, kconfig: frozenset[str],
     return name in arch
 
 
+_CONFIG = re.compile(r"\bCONFIG_\w+\b")
+_NOT = re.compile(r"!(?!=)")
+_EVALUABLE = re.compile(r"[\d\s()<>=!]*(?:(?:and|or|not)[\d\s()<>=!]*)*")
+
+
 def holds(cond: str, own: str, others_apply: bool, kconfig: frozenset[str],
           arch: frozenset[str] = frozenset()) -> bool:
     """Does the ``#if`` condition ``cond`` hold in the configuration?"""
     expr = _DEFINED.sub(
         lambda m: "1" if _truth(m.group(1), own, others_apply, kconfig, arch) else "0", cond)
-    expr = re.sub(r"\bCONFIG_\w+\b", lambda m: "1" if m.group(0) in kconfig else "0", expr)
+    expr = _CONFIG.sub(lambda m: "1" if m.group(0) in kconfig else "0", expr)
     expr = expr.replace("&&", " and ").replace("||", " or ")
-    expr = re.sub(r"!(?!=)", " not ", expr)
-    if not re.fullmatch(r"[\d\s()<>=!]*(?:(?:and|or|not)[\d\s()<>=!]*)*", expr):
+    return _evaluate(_NOT.sub(" not ", expr))
+
+
+@functools.lru_cache(maxsize=1024)  # most conditions come down to a few expressions
+def _evaluate(expr: str) -> bool:
+    if not _EVALUABLE.fullmatch(expr):
         return True  # not evaluable here: assume the branch is taken
     try:
         return bool(eval(expr, {"__builtins__": {}}, {}))  # noqa: S307 - digits and and/or/not

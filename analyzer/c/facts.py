@@ -8,6 +8,7 @@ Files that contain none of the tokens the rules care about are not parsed.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -177,6 +178,7 @@ def _table_field(sources: list[bytes], size: str) -> str | None:
 
 _SPACE = frozenset(b" \t\n\r\f\v")
 _WORD_BYTE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_WORD_CHARS = frozenset(bytes([b]) for b in _WORD_BYTE)
 
 
 def _compared_below(data: bytes, below: re.Pattern[bytes]) -> Iterator[tuple[int, int, bytes]]:
@@ -251,8 +253,8 @@ def extract(snapshot: Snapshot, tokens: Iterable[bytes] | None = None,
 
     prof = profile or profile_mod.load()
     fields = Fields.of(prof, snapshot)
-    tokens = (tuple(tokens) if tokens is not None else _default_tokens()) + (
-        fields.block_base.encode(), fields.table.encode())
+    tokens = tuple(dict.fromkeys((tuple(tokens) if tokens is not None else _default_tokens())
+                                 + (fields.block_base.encode(), fields.table.encode())))
     files = {}
     blobs = {}
     for path, data in snapshot.files.items():
@@ -292,8 +294,42 @@ def _cached(key: tuple, make):
 
 
 def _mentions_any(blob: str, data: bytes, tokens: tuple[bytes, ...]) -> bool:
-    """Holds one of the tokens: parsed."""
-    return _cached((blob, tokens), lambda: any(tok in data for tok in tokens))
+    """Holds one of the tokens as a whole word: parsed. A token is a name (a function,
+    macro or field), so a file where it is only part of a longer name (``vcores`` in
+    ``online_vcores``) holds none of what it names."""
+    return _cached((blob, tokens), lambda: any(
+        head in data and any(_has_word(data, tok) for tok in group)
+        for head, group in _token_groups(tokens)))
+
+
+@functools.lru_cache(maxsize=16)
+def _token_groups(tokens: tuple[bytes, ...]) -> tuple[tuple[bytes, tuple[bytes, ...]], ...]:
+    """The tokens grouped by their first 8 bytes, each group with the prefix its tokens
+    share: a file without the prefix holds none of them (one search instead of several:
+    most files hold no token, and each is searched for every one)."""
+    groups: dict[bytes, list[bytes]] = {}
+    for tok in sorted(tokens):
+        groups.setdefault(tok[:8], []).append(tok)
+    return tuple((os.path.commonprefix(g), tuple(g)) for g in groups.values())
+
+
+def _has_word(data: bytes, word: bytes) -> bool:
+    return next(_word_starts(data, word), None) is not None
+
+
+def _word_starts(data: bytes, word: bytes) -> Iterator[int]:
+    """Where ``word`` occurs not inside a longer identifier: ``re.finditer(rb"\bW\b")``
+    for an identifier ``W``, by ``bytes.find`` (the pattern tries every offset)."""
+    i = data.find(word)
+    head, tail = word[:1] in _WORD_CHARS, word[-1:] in _WORD_CHARS
+    while i >= 0:
+        j = i + len(word)
+        if not (head and i and data[i - 1] in _WORD_BYTE) and \
+                not (tail and j < len(data) and data[j] in _WORD_BYTE):
+            yield i
+            i = data.find(word, j)
+        else:
+            i = data.find(word, i + 1)
 
 
 def _words(blob: str, data: bytes, pattern: re.Pattern[bytes]) -> frozenset[bytes]:
@@ -459,12 +495,20 @@ def _strip_comments(s: str) -> str:
     return " ".join(s.split())
 
 
-def _params(fn: Node) -> tuple[str, ...]:
+def _function_declarator(fn: Node) -> Node | None:
     d = fn.child_by_field_name("declarator")
     while d is not None and d.type != "function_declarator":
         d = d.child_by_field_name("declarator")
-    if d is None:
-        return ()
+    return d
+
+
+def _params(fn: Node) -> tuple[str, ...]:
+    d = _function_declarator(fn)
+    return _declared_params(d) if d is not None else ()
+
+
+def _declared_params(d: Node) -> tuple[str, ...]:
+    """The parameter names of a ``function_declarator`` ("" for an unnamed one)."""
     out = []
     for p in d.child_by_field_name("parameters").named_children:
         if p.type != "parameter_declaration":
@@ -477,12 +521,19 @@ def _params(fn: Node) -> tuple[str, ...]:
 
 
 def _functions(path: str, root: Node) -> tuple[Function, ...]:
+    """Each definition's name and parameters, read from one walk down its declarator
+    (``cparse.function_name`` and :func:`_params` would walk it twice)."""
     out = []
     for fn in _top_level(root)["function_definition"]:
-        name = cparse.function_name(fn)
-        if name:
-            out.append(Function(name, path, _line(fn), fn.end_point.row + 1, _params(fn),
-                                fn.start_byte, fn.end_byte, _pp_conds(fn)))
+        d = _function_declarator(fn)
+        if d is None:
+            continue
+        name = d.child_by_field_name("declarator")
+        while name is not None and name.type not in ("identifier", "field_identifier"):
+            name = name.child_by_field_name("declarator")
+        if name is not None and (text := cparse.text(name)):
+            out.append(Function(text, path, _line(fn), fn.end_point.row + 1,
+                                _declared_params(d), fn.start_byte, fn.end_byte, _pp_conds(fn)))
     return tuple(out)
 
 
@@ -629,9 +680,12 @@ def _around(root: Node, word: str, types: frozenset[str]) -> list[Node]:
     src = root.text  # from root.start_byte: a file may begin with blanked lines
     at = root.start_byte
     found: dict[tuple[int, int, int], Node] = {}
-    for m in re.finditer(rb"\b" + re.escape(word.encode()) + rb"\b", src):
-        node = root.descendant_for_byte_range(at + m.start(), at + m.end())
-        while node is not None and node.type != "translation_unit":
+    seen: set[int] = set()  # nodes walked up from: their ancestors were walked too
+    w = word.encode()
+    for i in _word_starts(src, w):
+        node = root.descendant_for_byte_range(at + i, at + i + len(w))
+        while node is not None and node.type != "translation_unit" and node.id not in seen:
+            seen.add(node.id)
             if node.type in types:
                 found.setdefault((node.start_byte, node.end_byte, node.id), node)
             node = node.parent

@@ -40,27 +40,56 @@ _IDENT = re.compile(rb"[A-Za-z0-9_]+")
 _WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
-def blank_annotations(src: bytes) -> bytes:
-    """Each annotation that stands as a whole word, blanked. Identifier words are found
-    with ``bytes.find`` (a regex tries every offset of the file: twice the time)."""
-    words = _annotations()
-    if not all(_IDENT.fullmatch(w) for w in words):
-        return _annotation_pattern().sub(lambda m: b" " * len(m.group(0)), src)
+@functools.cache
+def _annotation_finders() -> tuple[re.Pattern[bytes], ...] | None:
+    """One pattern per two-byte prefix the annotations share (``__user|__iomem|…`` is
+    ``__(?:user|iomem|…)``): a pattern that starts with a literal is searched for that
+    literal, five times faster than a ``bytes.find`` per word or one alternation.
+    None when an annotation is not an identifier (the plain pattern then serves)."""
+    if not all(_IDENT.fullmatch(w) for w in _annotations()):
+        return None
+    groups: dict[bytes, list[bytes]] = {}
+    for w in _annotations():
+        groups.setdefault(w[:2], []).append(w[2:])
+    return tuple(re.compile(re.escape(head) + rb"(?:" + b"|".join(map(re.escape, rests))
+                            + rb")(?![A-Za-z0-9_])") for head, rests in groups.items())
+
+
+def _annotation_spans(src: bytes) -> list[tuple[int, int]]:
+    """Where each annotation stands as a whole word. An annotation is all word bytes, so a
+    match is a whole identifier: the lookahead ends it at the identifier's end, and a
+    match that does not start one is dropped (its identifier began before it, where a
+    whole-word match would already have been found)."""
     spans = []
-    for w in words:
-        i = src.find(w)
-        while i >= 0:
-            j = i + len(w)  # an occurrence starting before j follows a word byte: no match
-            if (i == 0 or src[i - 1] not in _WORD_BYTES) and (
-                    j == len(src) or src[j] not in _WORD_BYTES):
-                spans.append((i, j))
-            i = src.find(w, j)
-    if not spans:
-        return src
-    out = bytearray(src)
-    for i, j in spans:
-        out[i:j] = b" " * (j - i)
-    return bytes(out)
+    for pat in _annotation_finders():
+        for m in pat.finditer(src):
+            i = m.start()
+            if i == 0 or src[i - 1] not in _WORD_BYTES:
+                spans.append(m.span())
+    return spans
+
+
+def blank_annotations(src: bytes) -> bytes:
+    """Each annotation that stands as a whole word, blanked."""
+    if _annotation_finders() is None:
+        return _annotation_pattern().sub(lambda m: b" " * len(m.group(0)), src)
+    spans = _annotation_spans(src)
+    return _blanked(src, sorted(spans)) if spans else src
+
+
+_SPACES = bytes(10 if b == 10 else 32 for b in range(256))
+
+
+def _blanked(src: bytes, spans: list[tuple[int, int]]) -> bytes:
+    """``src`` with every byte but newlines in the sorted, disjoint ``spans`` a space: one
+    join of slices (a slice store into a bytearray per span copies the file's tail)."""
+    pieces, pos = [], 0
+    for lo, hi in spans:
+        pieces.append(src[pos:lo])
+        pieces.append(src[lo:hi].translate(_SPACES))
+        pos = hi
+    pieces.append(src[pos:])
+    return b"".join(pieces)
 
 
 def blob_id(data: bytes) -> str:
@@ -104,57 +133,61 @@ def _directives(src: bytes) -> Iterator[re.Match[bytes]]:
 
 
 def _blank_inactive(src: bytes) -> bytes:
-    out = bytearray(src)
+    """Every directive line blanked, and the lines of the branches the build leaves out."""
+    spans: list[tuple[int, int]] = []
     stack: list[list[bool]] = []  # [enclosing branch active, a branch of this #if taken]
     active, start = True, 0  # start: where the current run of lines began
     for m in _directives(src):
-        if not active:
-            _blank(out, start, m.start())
-        _blank(out, m.start(), m.end())
-        active = _branch(stack, active, m.group(1).decode(), m.group(2).decode())
-        start = m.end()
+        lo, hi = m.span()
+        spans.append((lo if active else start, hi))  # an inactive run joins its directive
+        active = _branch(stack, active, m.group(1), m.group(2))
+        start = hi
     if not active:
-        _blank(out, start, len(src))
-    return bytes(out)
+        spans.append((start, len(src)))
+    return _blanked(src, spans) if spans else src
 
 
-_SPACES = bytes(10 if b == 10 else 32 for b in range(256))
-
-
-def _blank(out: bytearray, lo: int, hi: int) -> None:
-    """Spaces for every byte but newlines in ``out[lo:hi]``."""
-    out[lo:hi] = bytes(out[lo:hi]).translate(_SPACES)
-
-
-def _branch(stack: list[list[bool]], active: bool, kw: str, rest: str) -> bool:
+def _branch(stack: list[list[bool]], active: bool, kw: bytes, rest: bytes) -> bool:
     """Whether the lines after this directive are compiled."""
-    if kw in ("if", "ifdef", "ifndef"):
-        cond = rest if kw == "if" else f"{'!' if kw == 'ifndef' else ''}defined({rest.strip()})"
-        taken = active and _holds(cond)
+    if kw in (b"if", b"ifdef", b"ifndef"):
+        taken = active and _holds(kw, rest)
         stack.append([active, taken])
         return taken
     if not stack:
         return active  # unbalanced: leave the rest alone
     outer, taken = stack[-1]
-    if kw == "elif":
-        now = outer and not taken and _holds(rest)
+    if kw == b"elif":
+        now = outer and not taken and _holds(kw, rest)
         stack[-1][1] = taken or now
         return now
-    if kw == "else":
+    if kw == b"else":
         stack[-1][1] = True
         return outer and not taken
     stack.pop()
     return outer
 
 
+_COMMENT = re.compile(r"/\*.*?\*/|//.*")
+
+
 @functools.lru_cache(maxsize=4096)  # the same conditions recur in every file
-def _holds(cond: str) -> bool:
+def _holds(kw: bytes, rest: bytes) -> bool:
+    """Whether the condition of ``#if``/``#elif rest`` (``#ifdef``/``#ifndef rest``) holds."""
+    text = rest.decode()
+    if kw in (b"ifdef", b"ifndef"):
+        text = f"{'!' if kw == b'ifndef' else ''}defined({text.strip()})"
+    holds, kconfig, arch = _config()
+    return holds(_COMMENT.sub(" ", text).strip(), "", False, kconfig, arch)
+
+
+@functools.cache
+def _config():
+    """``defines.holds`` and the profile's configuration, imported and loaded once."""
     from .. import profile
-    from . import defines
+    from .defines import holds
 
     prof = profile.load()
-    cond = re.sub(r"/\*.*?\*/|//.*", " ", cond).strip()
-    return defines.holds(cond, "", False, prof.kconfig, prof.arch_defined)
+    return holds, prof.kconfig, prof.arch_defined
 
 
 def parse(data: bytes, blob: str | None = None) -> Tree:
