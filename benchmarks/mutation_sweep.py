@@ -38,8 +38,8 @@ that re-derives (strict xfail in tests/test_mutation.py). Regenerate with:
   python benchmarks/mutation_sweep.py --sample --write-known \
 tests/data/mutation/known-failures.toml
 """
-CLASSES = ("found", "missed", "wrong-line", "bad-counterexample", "equivalent",
-           "equivalent-changed", "error")
+CLASSES = ("found", "same-site", "undecided", "missed", "wrong-line", "bad-counterexample",
+           "equivalent", "equivalent-changed", "error")
 
 
 def status(o: Outcome) -> str:
