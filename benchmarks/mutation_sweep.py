@@ -5,10 +5,12 @@ Usage:
          [--no-linux] [--sample] [--failures FILE] [--write-known FILE]
 
 Prints, per tree and per operator, the mutants run and how many were found at
-the right line with a counterexample that re-derives, missed, found at a
-wrong line, or found with a counterexample that does not hold; equivalent
-mutants are counted apart (unchanged, or changed = a false alarm), never as
-misses. ``--sample`` runs exactly what tests/test_mutation.py replays, so
+the right line with a counterexample that re-derives, same-site (the line was
+already reported, and that finding's counterexample holds on the mutated code),
+undecided (the engine reports the path undecided, naming the construct),
+missed, found at a wrong line, or found with a counterexample that does not
+hold; equivalent mutants are counted apart (unchanged, or changed = a false
+alarm), never as misses. ``--sample`` runs exactly what tests/test_mutation.py replays, so
 
   python benchmarks/mutation_sweep.py --sample \
       --write-known tests/data/mutation/known-failures.toml
@@ -38,8 +40,8 @@ that re-derives (strict xfail in tests/test_mutation.py). Regenerate with:
   python benchmarks/mutation_sweep.py --sample --write-known \
 tests/data/mutation/known-failures.toml
 """
-CLASSES = ("found", "missed", "wrong-line", "bad-counterexample", "equivalent",
-           "equivalent-changed", "error")
+CLASSES = ("found", "same-site", "undecided", "missed", "wrong-line", "bad-counterexample",
+           "equivalent", "equivalent-changed", "error")
 
 
 def status(o: Outcome) -> str:

@@ -22,6 +22,7 @@ tests/data/mutation/known-failures.toml``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,96 @@ def test_the_corpus_names_mutants_that_exist() -> None:
     """A saved case whose mutant no longer exists would replay nothing."""
     for name, key in plan.mutation_corpus():
         assert key in plan.mutants_of(name, str(TREES[name])), (name, key)
+
+
+def _mutant(tree: str, key: str):
+    return plan.mutants_of(tree, str(TREES[tree]))[key]
+
+
+def _findings(tree: str, m) -> list[dict]:
+    from tests.metamorph.oracle import run_check
+
+    return run_check(m.files, TREES[tree])
+
+
+def test_a_faulty_entry_besides_a_faulty_index_is_a_second_site() -> None:
+    """divisor-changed's index computation is at fault (ID 16 warns whatever the table
+    holds); a table entry changed besides is a second bug and gets its own finding at the
+    entry. Re-derived: the reported ID fails with the mutated table, and packs in range
+    without a BUG/WARN once every entry is 0 (so the entry, not the index, sends it out)."""
+    name = "rules/pack-table/divisor-changed"
+    m = _mutant(name, "table-entry|arch/powerpc/include/asm/kvm_book3s.h:7:entry0")
+    got = [f for f in _findings(name, m) if f["rule"] == "pack-table"
+           and f["severity"] == "warning"]
+    at_entry = [f for f in got if f["line"] == m.line]
+    assert at_entry and any(f["line"] == 9 for f in got), got
+    (f,) = at_entry
+    assert m.verify(f) is None
+    ce = f["counterexample"]
+    tree = plan.load(name, str(TREES[name])).patched(m.files)
+    path = next(p for p, d in tree.files.items() if b"block_offsets" in d)
+    zero = tree.patched({path: re.sub(rb"\{[0-9, ]+\}", b"{0, 0, 0, 0, 0, 0, 0, 0}",
+                                      tree.files[path])})
+    value, event = derive.pack(zero, {k: v for k, v in ce.items() if isinstance(v, int)},
+                               ce["ids"][0])
+    assert event is None and value < ce["NR_CPUS"]
+
+
+@pytest.mark.parametrize("tree, key", [
+    ("rules/vp-block-bound/small-block", "vp-block-cap16|arch/powerpc/kvm/book3s_xive.c:18:alloc"),
+    ("rules/pack-table/divisor-changed", "guard-weaken|arch/powerpc/kvm/book3s_hv.c:15:id>=")])
+def test_a_bug_injected_at_a_reported_site_keeps_one_finding_there(tree: str, key: str) -> None:
+    """The mutated line was reported before the mutation; the mutated tree keeps a finding
+    there whose counterexample holds on the mutated code (re-derived), and the claim can
+    fail: a counterexample that shows no fault is refused."""
+    m = _mutant(tree, key)
+    out = plan.run_mutant(tree, str(TREES[tree]), key)
+    assert out.ok and out.symptom.startswith("same-site:"), out.symptom
+    bogus = {"rule": m.rules[0], "counterexample": {
+        "NR_CPUS": 8, "emul_smt_mode": 1, "nr_servers": 8, "ids": [0], "values": {}}}
+    assert m.verify_site(bogus) is not None
+
+
+@pytest.mark.parametrize("tree, key", [
+    ("rules/pack-table/no-pack-function", "collision-bug-on|arch/powerpc/kvm/book3s_hv.c:27:if"),
+    ("rules/pack-table/no-pack-function", "drop-stride|arch/powerpc/kvm/book3s_hv.c:15:stride"),
+    ("rules/pack-table/unsupported-loop", "guard-weaken|arch/powerpc/kvm/book3s_hv.c:15:id>=")])
+def test_a_bug_behind_a_packing_function_the_model_cannot_run_is_undecided(
+        tree: str, key: str) -> None:
+    """The engine reports the path undecided for the mutant's rule, naming the construct
+    it cannot run: the loop of the packing function (at the loop's line), or the packing
+    function the tree does not define. Without that info the mutant is a miss."""
+    from tests.metamorph.oracle import _undecided
+
+    m = _mutant(tree, key)
+    got = _findings(tree, m)
+    assert _undecided(m, got)
+    info = [f for f in got if f["rule"] in m.rules and f["message"].startswith("undecided:")]
+    t = plan.load(tree, str(TREES[tree]))
+    if t.packer is not None:  # the loop, at its line in the packing function
+        fn = t.by_name[t.packer]
+        assert any(f["function"] == t.packer and t.files[fn.path].split(b"\n")[
+            f["line"] - 1].strip().startswith(b"for") for f in info), info
+    else:  # a call of the mutated function that the tree does not define, named
+        missing = {c for c in m.calls if c not in t.by_name}
+        assert any(any(c in f["message"] for c in missing) for f in info), info
+    assert not _undecided(m, [f for f in got if f not in info])
+
+
+def test_a_lookup_that_never_first_succeeds_leaves_the_vp_block_unreachable() -> None:
+    """trusted-after-lookup computes the VP only after kvmppc_xive_find_server() found
+    the server, and stores a server number only after that same lookup: no server is
+    found first, so a smaller block adds no reachable bug (equivalent). With the store
+    moved before the lookup, a base case exists and the mutant must be found."""
+    from tests.metamorph.mutations import _vp_dead_after_lookup
+
+    name = "rules/pack-domain/trusted-after-lookup"
+    t = plan.load(name, str(TREES[name]))
+    assert _vp_dead_after_lookup(t)
+    assert _mutant(name, "vp-block-minus-one|arch/powerpc/kvm/book3s_xive.c:16:alloc").equivalent
+    path = "arch/powerpc/kvm/book3s_xive.c"
+    src = t.files[path].replace(b"\txc->server_num = cpu;\n", b"")
+    src = src.replace(b"\t/* only a server", b"\tvcpu->arch.xive_vcpu->server_num = cpu;\n"
+                      b"\t/* only a server")
+    assert not _vp_dead_after_lookup(t.patched({path: src}))
+    assert not _vp_dead_after_lookup(plan.load("rfc-applied", str(TREES["rfc-applied"])))

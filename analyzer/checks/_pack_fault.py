@@ -16,6 +16,13 @@ QEMU-like layout of the small builds:
 - otherwise the index computation separates every pair the table must separate,
   and the finding goes to the table entry the counterexample's (last) ID reads.
 
+A function whose index computation is at fault can have a faulty entry besides: an
+ID that packs in range and without a BUG/WARN with every entry 0 (the index and the
+read are fine for it) but leaves the count, or warns, with the one entry it reads as
+the table holds it. No index computation makes that entry right for that remainder,
+so it is a second site, reported at the entry (:func:`entry_fault`), as clang's
+analyzer reports each distinct bug location rather than the smallest one alone.
+
 A packing function of another shape (no table, several tables, an entry that is
 not read linearly) keeps the function's first line.
 """
@@ -145,3 +152,53 @@ def fault_line(t: model.Tree, s: Shape, n_max: int) -> tuple[int, str] | None:
 def entry_line(s: Shape, cfg: model.Config, vid: int) -> int | None:
     p = probe(s, cfg, vid)
     return s.entry_lines[p[1]] if p is not None and p[1] is not None else None
+
+
+@dataclass(frozen=True)
+class EntryFault:
+    """An ID the index handles cleanly that the table entry it reads sends out of range."""
+
+    cfg: model.Config
+    vid: int
+    line: int  # the entry's
+    problem: str
+    packed: int | None
+
+
+def entry_fault_of(t: model.Tree, s: Shape, pack, cfg: model.Config,
+                   vid: int) -> EntryFault | None:
+    """The fault of the entry ``vid`` reads, when its probe is clean (with every entry 0:
+    below the count, no BUG/WARN) but the real table sends it beyond the count or into
+    a BUG/WARN; None otherwise."""
+    count = t.profile.count
+    n = t.macro(count, cfg)
+    p = probe(s, cfg, vid)
+    if p is None or p[1] is None or p[2] is not None or p[0] >= n:
+        return None
+    r = pack(0, vid, env=cfg.env())
+    if r.events:
+        problem = f"ID {vid} hits {r.events[0].macro} at line {r.events[0].line}"
+    elif r.crashed or r.value >= n:
+        problem = f"ID {vid} packs to {r.value}, beyond {count}={n}"
+    else:
+        return None
+    return EntryFault(cfg, vid, s.entry_lines[p[1]], problem,
+                      None if r.events or r.crashed else r.value)
+
+
+def entry_fault(t: model.Tree, s: Shape, pack, n_max: int) -> EntryFault | None:
+    """The first (smallest build, smallest ID) QEMU-like layout ID whose entry is at
+    fault (:func:`entry_fault_of`); None when every entry is right for the IDs that read
+    it. Asked only once the index is at fault (:func:`fault_line`)."""
+    done: set[tuple] = set()
+    for cfg in space.configs(t, True, tuple(v for v in t.profile.nr_cpus_values if v <= n_max)):
+        if not cfg.qemu_like:
+            continue
+        for vid in model.layout(cfg.stride, cfg.threads, t.macro(t.profile.count, cfg),
+                                t.id_space(cfg)):
+            if (cfg.nr_cpus, cfg.stride, vid) not in done:
+                done.add((cfg.nr_cpus, cfg.stride, vid))
+                e = entry_fault_of(t, s, pack, cfg, vid)
+                if e is not None:
+                    return e
+    return None

@@ -41,7 +41,7 @@ def pack_table(rule, facts: Facts) -> Iterator[Finding]:
             found[kind, cfg.qemu_like] = Finding(
                 rule.id, severity, fn.path, fn.line, 1, name, message,
                 key=f"{kind}:{cfg.qemu_like}", counterexample=ce)
-    yield from _located(t, name, found.values())
+    yield from _located(rule, t, name, found.values())
 
 
 def _builds(rule, t) -> list:
@@ -53,9 +53,11 @@ def _builds(rule, t) -> list:
     return space.configs(t, True, tuple(rule.profile.nr_cpus_values))
 
 
-def _located(t, name: str, found) -> Iterator[Finding]:
+def _located(rule, t, name: str, found) -> Iterator[Finding]:
     """The findings at the table entry, index or value computation the fix changes
-    (:mod:`._pack_fault`), the packing function's first line a note."""
+    (:mod:`._pack_fault`), the packing function's first line a note. When the index is
+    at fault, a finding whose one ID only its table entry sends out of range goes to that
+    entry, and the first such ID of any layout is reported there if no finding is."""
     found = list(found)
     s = _pack_fault.shape(t, name) if found else None
     if s is None:
@@ -65,16 +67,37 @@ def _located(t, name: str, found) -> Iterator[Finding]:
     n_max = max([model.SMALL_BUILD] + [f.counterexample[t.profile.nr_cpus]
                                         for f in found])
     fault = _pack_fault.fault_line(t, s, n_max)
+    pack = t.compiled(name) if fault is not None else None
+    entries: set[int] = set()
     for f in found:
         ids = list(f.counterexample["ids"])
+        ce = f.counterexample
+        cfg = model.Config(ce[t.profile.nr_cpus], ce[t.profile.stride],
+                           ce["threads_per_core"], t.profile)
+        e = _pack_fault.entry_fault_of(t, s, pack, cfg, ids[0]) \
+            if fault is not None and len(ids) == 1 else None
+        if e is not None:
+            entries.add(e.line)
+            yield replace(f, line=e.line, notes=(_entry_note(fn, name, e.vid),))
+            continue
         if fault is not None:
             line, why = fault
         else:
-            ce = f.counterexample
-            cfg = model.Config(ce[t.profile.nr_cpus], ce[t.profile.stride],
-                               ce["threads_per_core"], t.profile)
             line = _pack_fault.entry_line(s, cfg, ids[-1]) or fn.line
             why = "the index computation tells apart every pair of IDs the table must " \
                 f"separate: the entry ID {ids[-1]} reads is where the fix goes"
         note = Note(fn.path, fn.line, f"{name}() entered with IDs {ids}; {why}", name)
         yield replace(f, line=line, notes=(note,) if line != fn.line else ())
+    e = _pack_fault.entry_fault(t, s, pack, n_max) if fault is not None else None
+    if e is not None and e.line not in entries:  # a faulty entry besides: a second site
+        severity, message = rule.text(None, function=name, problem=e.problem,
+                                      config=e.cfg.text())
+        yield Finding(rule.id, severity, fn.path, e.line, 1, name, message, key="entry",
+                      counterexample=record(e.cfg, (e.vid,), **(
+                          {} if e.packed is None else {"packed": e.packed})),
+                      notes=(_entry_note(fn, name, e.vid),))
+
+
+def _entry_note(fn, name: str, vid: int) -> Note:
+    return Note(fn.path, fn.line, f"{name}() entered with ID {vid}; with every table entry 0 "
+                "it packs in range: the entry it reads is where the fix goes", name)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tree_sitter import Node
 
@@ -57,6 +57,10 @@ class Mutant:
     equivalent: bool
     files: dict = field(compare=False, repr=False)
     verify: Verify = field(compare=False, repr=False, default=lambda f: None)
+    # when the unmutated tree already reports the mutated line: does a finding there still
+    # show a fault of the mutated code? (None: the operator makes no such claim)
+    verify_site: Verify | None = field(compare=False, repr=False, default=None)
+    calls: frozenset = field(compare=False, repr=False, default=frozenset())  # of its function
 
     @property
     def base_line(self) -> int:
@@ -65,14 +69,25 @@ class Mutant:
 
 
 def _mutant(tree: Tree, op: str, edits: list[Edit], target: Edit, rules, verify=None,
-            equivalent: bool = False, key_detail: str = "") -> Mutant:
+            equivalent: bool = False, key_detail: str = "", verify_site=None) -> Mutant:
     """Build a mutant; the expected line is where ``target``'s text lands after ``edits``."""
     shift = sum(e.text.count(b"\n") - tree.files[e.path].count(b"\n", e.start, e.end)
                 for e in edits if e.path == target.path and e.start < target.start)
     line = line_of(tree.files, target.path, target.start) + shift
     key = f"{target.path}:{line_of(tree.files, target.path, target.start)}:{key_detail}"
     return Mutant(op, key, tuple(rules), target.path, line, equivalent,
-                  apply_edits(tree.files, edits), verify or (lambda f: None))
+                  apply_edits(tree.files, edits), verify or (lambda f: None), verify_site,
+                  _calls_around(tree, target))
+
+
+def _calls_around(tree: Tree, target: Edit) -> frozenset[str]:
+    """The functions the mutated function calls (the undecided classification asks
+    whether the construct the engine could not run is one of them or inside one)."""
+    for f in tree.functions:
+        if f.path == target.path and f.node.start_byte <= target.start < f.node.end_byte:
+            return frozenset(text(n.child_by_field_name("function")) for n in walk(f.body)
+                             if n.type == "call_expression")
+    return frozenset()
 
 
 def _edit(path: str, node: Node, new: str) -> Edit:
@@ -306,12 +321,79 @@ def _allocations(tree: Tree) -> Iterator[tuple[str, Node]]:
 def vp_block(tree: Tree) -> Iterator[Mutant]:
     for path, size in _allocations(tree):
         only_warned = _vp_only_after_warning(tree)
+        dead = _vp_dead_after_lookup(tree)
         for op, new, big in (("vp-block-minus-one", f"({text(size)}) - 1", 0),
                              ("vp-block-cap16", f"(({text(size)}) < 16 ? ({text(size)}) : 16)",
                               16)):
             e = _edit(path, size, new)
             yield _mutant(tree, op, [e], e, ["vp-block-bound"],
-                          _verify_block(tree, new, big), only_warned, key_detail="alloc")
+                          _verify_block(tree, new, big), only_warned or dead,
+                          key_detail="alloc", verify_site=_verify_block(tree, new, 0))
+
+
+def _lookups() -> frozenset[str]:
+    """The profile's lookups (rules/profiles: runtime.sanitizers), read as data: a server
+    number they find is the server number of an existing vCPU."""
+    import tomllib
+    from pathlib import Path
+
+    prof = Path(__file__).resolve().parents[2] / "rules" / "profiles" / "powerpc-kvm-hv.toml"
+    return frozenset(tomllib.loads(prof.read_text())["runtime"]["sanitizers"])
+
+
+def _after_lookup(fn, stmt_start: int, var: str, lookups: frozenset[str]) -> bool:
+    """Is the statement at ``stmt_start`` preceded, in ``fn``'s body, by
+    ``if (!LOOKUP(…, var, …)) return …;`` (reached only when the lookup found ``var``)?"""
+    for st in fn.body.named_children:
+        if st.start_byte >= stmt_start:
+            return False
+        if st.type != "if_statement" or st.child_by_field_name("alternative") is not None:
+            continue
+        cond = st.child_by_field_name("condition").named_children[0]
+        cons = st.child_by_field_name("consequence")
+        if cond.type == "unary_expression" and text(cond).startswith("!") and \
+                cons.type == "return_statement":
+            call = cond.child_by_field_name("argument")
+            while call.type == "parenthesized_expression":
+                call = call.named_children[0]
+            if call.type == "call_expression" and text(call.child_by_field_name(
+                    "function")) in lookups and var in {text(a) for a in call.child_by_field_name(
+                        "arguments").named_children}:
+                return True
+    return False
+
+
+def _vp_dead_after_lookup(tree: Tree) -> bool:
+    """Is every VP helper call in an entry function reached only after a lookup found the
+    server number (an existing vCPU holds it), while the tree stores a server number
+    into a vCPU's state (``xc->server_num = cpu``) only after that same lookup? Then no
+    server number is ever found first: the lookup never succeeds, the VP computation
+    behind it never runs, and a smaller block adds no reachable bug. (The engine trusts
+    such a lookup; the unmutated and the mutated tree both have nothing to report.)"""
+    helpers, lookups = set(vp_helpers(tree)), _lookups()
+    vp_calls, stores = [], []
+    for fn in tree.functions:
+        if fn.name not in ENTRY_POINTS:
+            continue
+        for n in walk(fn.body):
+            if n.type == "call_expression" and text(n.child_by_field_name("function")) in \
+                    helpers:
+                var = text(n.child_by_field_name("arguments").named_children[-1])
+                vp_calls.append((fn, _top_statement(fn, n), var))
+            if n.type == "assignment_expression" and n.child_by_field_name(
+                    "left").type == "field_expression" and \
+                    n.child_by_field_name("right").type == "identifier":
+                stores.append((fn, _top_statement(fn, n), text(n.child_by_field_name("right"))))
+    servers = {var for _f, _s, var in vp_calls}
+    stores = [s for s in stores if s[2] in servers]
+    return bool(vp_calls) and bool(stores) and all(
+        _after_lookup(fn, st.start_byte, var, lookups) for fn, st, var in vp_calls + stores)
+
+
+def _top_statement(fn, n: Node) -> Node:
+    while n.parent is not None and n.parent != fn.body:
+        n = n.parent
+    return n
 
 
 def _bounds_in(tree: Tree, fn) -> set[int]:
@@ -667,7 +749,8 @@ def guard_weaken(tree: Tree) -> Iterator[Mutant]:
         yield _mutant(tree, "guard-weaken", [e], e, GUARD_RULES, _verify_boundary(tree, idn, bound),
                       _boundary_harmless(tree, idn, bound) or (
                           same == 1 and _subsumed(tree, idn, bound)) or
-                      _same_sinks(tree, [e], cmp_, bound), f"{text(idn)}{op}")
+                      _same_sinks(tree, [e], cmp_, bound), f"{text(idn)}{op}",
+                      verify_site=_verify_pack(tree.patched(apply_edits(tree.files, [e]))))
         if _positive(tree, bound):  # `id >= B` == `id > B - 1` for B >= 1: must change nothing
             e = _edit(path, cmp_, f"{text(idn)} {_WEAKER[op]} ({text(bound)}) - 1")
             yield _mutant(tree, "guard-equivalent", [e], e, GUARD_RULES, equivalent=True,
@@ -751,6 +834,5 @@ def all_mutants(tree: Tree) -> list[Mutant]:
             k = f"{m.operator}|{m.key}"
             n = seen.get(k, 0)
             seen[k] = n + 1
-            out.append(m if n == 0 else Mutant(m.operator, f"{m.key}#{n}", m.rules, m.path,
-                                               m.line, m.equivalent, m.files, m.verify))
+            out.append(m if n == 0 else replace(m, key=f"{m.key}#{n}"))
     return out

@@ -8,6 +8,7 @@ an XPASS that forces the list to be updated.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -164,7 +165,14 @@ def judge_mutant(tree: str, m, base: list[dict], base_dir: Path | None) -> Outco
         why = [_verify(m, f) for f in hits]
         if any(w is None for w in why):
             return Outcome(tree, m.operator, m.key, True, "found")
+    site = _same_site(m, base, got)
+    if site:
+        return Outcome(tree, m.operator, m.key, True, f"same-site: {site}")
+    if hits:
         return Outcome(tree, m.operator, m.key, False, f"bad-counterexample: {why[0]}")
+    undecided = _undecided(m, got)
+    if undecided:
+        return Outcome(tree, m.operator, m.key, True, f"undecided: {undecided}")
     if new:
         where = ", ".join(f"{f['rule']} at {f['path']}:{f['line']}" for f in new[:3])
         return Outcome(tree, m.operator, m.key, False,
@@ -177,3 +185,39 @@ def _verify(m, finding: dict) -> str | None:
         return m.verify(finding)
     except Exception as e:  # noqa: BLE001 - an underivable counterexample is not verified
         return f"cannot re-derive: {type(e).__name__}: {e}"
+
+
+def _same_site(m, base: list[dict], got: list[dict]) -> str:
+    """The mutated line was reported by one of the mutant's rules before the mutation (the
+    site is already faulty: a weakened guard that already admitted a faulty ID, a block
+    already too small), and the mutated tree still has a finding of that rule there whose
+    counterexample re-derives as a fault of the mutated code (``m.verify_site``). One
+    site, one finding: a second one at the same line would repeat the first, and the
+    fix the finding asks for (that check, that allocation) removes both bugs."""
+    if m.verify_site is None:
+        return ""
+    before = {f["rule"] for f in base if f["rule"] in m.rules and f["path"] == m.path
+              and f["line"] == m.base_line and f["severity"] != "info"}
+    for f in got:
+        if f["rule"] in before and f["path"] == m.path and f["line"] == m.line:
+            with contextlib.suppress(Exception):
+                if m.verify_site(f) is None:
+                    return f"{f['rule']} at {m.path}:{m.line} already reported, its " \
+                        f"counterexample {f.get('counterexample', {}).get('ids')} holds " \
+                        "on the mutated code"
+    return ""
+
+
+def _undecided(m, got: list[dict]) -> str:
+    """The engine reports the mutated function's path as undecided for one of the
+    mutant's rules: an info naming the construct it cannot run, in (or named as) a
+    function the mutated function calls (a packing function that is absent, or that has
+    a loop). By design it neither guesses nor drops the path, so the bug behind it is
+    not a finding; the info is what the user gets, and it must be there."""
+    for f in got:
+        if f["rule"] in m.rules and f["severity"] == "info" and \
+                f.get("message", "").startswith("undecided:") and (
+                    f.get("function") in m.calls or
+                    any(f"{c}:" in f["message"] or f"{c}()" in f["message"] for c in m.calls)):
+            return f"{f['rule']} at {f['path']}:{f['line']}: {f['message']}"
+    return ""
