@@ -220,16 +220,20 @@ def snapshot_key(blobs: tuple[tuple[str, str], ...], rule_ids: Sequence[str],
 
 
 def _keys(repo_path: str, states: Sequence[State], rules: Sequence[Rule]) -> list[str]:
-    """Each state's snapshot key: the blobs the checks can read. A file holding none of
-    the rules' tokens is not parsed (facts.extract's prefilter) and cannot change a
-    finding, so most commits to arch/powerpc/kvm cost one blob read, not an analysis."""
+    """Each state's snapshot key: the blobs the checks can read. A ``.c`` file holding
+    none of the rules' tokens is not parsed (facts.extract's prefilter) and cannot change
+    a finding, so most commits to arch/powerpc/kvm cost one blob read, not an analysis.
+    Every other file counts whatever it holds: a header is parsed for the macros the
+    parsed files use (``MAX_SMT_THREADS``), and the Kconfig gives NR_CPUS's range."""
     from .ruleset import tokens
 
     toks, repo = tokens(rules), _repo(repo_path)
     rule_ids, rules_key = tuple(r.id for r in rules), rules_digest(rules)
     read: dict[str, bool] = {}
 
-    def matters(blob: str) -> bool:
+    def matters(path: str, blob: str) -> bool:
+        if not path.endswith(".c"):
+            return True
         if blob not in read:
             data = _read_blob(repo, blob)
             read[blob] = any(t in data for t in toks)
@@ -238,7 +242,7 @@ def _keys(repo_path: str, states: Sequence[State], rules: Sequence[Rule]) -> lis
     keys = []
     for s in states:
         kernel = any(p.startswith("arch/powerpc/kvm/") for p, _ in s.blobs)
-        kept = tuple((p, b) for p, b in s.blobs if matters(b))
+        kept = tuple((p, b) for p, b in s.blobs if matters(p, b))
         keys.append(snapshot_key((("<kvm>", str(kernel)), *kept), rule_ids, rules_key))
     return keys
 

@@ -376,3 +376,23 @@ def test_a_changed_profile_or_rule_file_invalidates_cached_verdicts(hist, cli, t
     _, after = _history(cli, repo)
     assert after["summary"]["cached"] == 0
     assert after["summary"]["analysed"] == first["summary"]["analysed"]
+
+
+def test_a_header_only_read_for_its_macros_is_part_of_the_snapshot(tmp_path: Path, cli) -> None:
+    """A commit that changes only a header holding none of the rules' tokens but defining
+    a macro the checked code uses (``MAX_SMT_THREADS``) changes the findings: its state
+    must not be taken for the one before it (the same cache key)."""
+    repo = make_repo(FIXTURES / "trees" / "rfc-applied", tmp_path / "repo")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    _edit(repo, "arch/powerpc/include/asm/kvm_book3s_asm.h",
+          b"#define MAX_SMT_THREADS\t\t8", b"#define MAX_SMT_THREADS\t\t4")
+    head = _commit(repo, "KVM: PPC: Book3S: four threads at most", "-a")
+    _, doc = _history(cli, repo)
+    found = {}
+    for sha in (base, head):
+        _, out, _ = cli("check", str(repo), "--rev", sha, "--format", "json")
+        found[sha] = {f["fingerprint"] for f in json.loads(out)["findings"]}
+    assert found[base] - found[head]  # the edit fixes some: the test can tell
+    spans = {(f["fingerprint"], *s) for f in doc["findings"] for s in _spans(f)}
+    assert spans == {(fp, base, head) for fp in found[base] - found[head]} | {
+        (fp, base, None) for fp in found[base] & found[head]}
