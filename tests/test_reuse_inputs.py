@@ -112,3 +112,19 @@ def test_a_verdict_is_not_reused_under_another_profile(monkeypatch) -> None:
     reused, fresh = _shown(_run(snap, other, reuse=True)), _shown(_run(snap, other, False))
     assert fresh != _shown(_run(snap, rules, reuse=False))
     assert reused == fresh
+
+
+def test_the_on_disk_cache_is_keyed_by_the_parser_it_was_read_with(tmp_path, monkeypatch) -> None:
+    """``pip install -U tree-sitter-c`` changes every parse tree: a history cache written
+    before must not be read after (the analyzer's code and rules are unchanged)."""
+    from analyzer.sources import cache
+
+    before = cache.code_version.__wrapped__()
+    binaries = cache._parser_binaries()
+    grammar = [p for p in binaries if "tree_sitter_c" in str(p)]
+    assert grammar, "the C grammar is a compiled module"
+    newer = tmp_path / grammar[0].name
+    newer.write_bytes(grammar[0].read_bytes() + b"\0")
+    monkeypatch.setattr(cache, "_parser_binaries",
+                        lambda: [newer if p == grammar[0] else p for p in binaries])
+    assert cache.code_version.__wrapped__() != before
