@@ -128,3 +128,23 @@ def test_the_on_disk_cache_is_keyed_by_the_parser_it_was_read_with(tmp_path, mon
     monkeypatch.setattr(cache, "_parser_binaries",
                         lambda: [newer if p == grammar[0] else p for p in binaries])
     assert cache.code_version.__wrapped__() != before
+
+
+def test_the_model_caches_keep_profiles_that_differ_only_in_their_host_apart() -> None:
+    """The tree, the roles and the engine's bindings are cached by profile: a profile
+    with another host (``replace(p, env=…)``, as ``vpcheck model --threads-per-subcore``
+    makes it) or configuration is not served the shipped profile's."""
+    from analyzer import profile
+    from analyzer.model import packing, paths
+
+    shipped = profile.load()
+    env = tuple(sorted({**dict(shipped.env), "threads_per_subcore": 8}.items()))
+    host, build = replace(shipped, env=env), replace(
+        shipped, kconfig=shipped.kconfig - {"CONFIG_KVM_XICS"})
+    assert replace(shipped) == shipped and host != shipped and build != shipped
+    fx = facts.extract(source.from_directory(FIXTURES / "rules" / "capacity" / "merged"))
+    for prof in (shipped, build):
+        assert packing.tree(fx, prof).profile is prof
+    bound = [paths._base_env((), packing.Config(8, 1, 1, p), ())["threads_per_subcore"]
+             for p in (shipped, host)]
+    assert bound == [dict(shipped.env)["threads_per_subcore"], 8]

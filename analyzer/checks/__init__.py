@@ -94,7 +94,7 @@ def _key(rule, spec: Spec, facts: Facts) -> tuple:
     # vp-block-bound sweeps nr_servers only where the allocation's file has that field
     counted = alloc is not None and f"->{prof.fields['block_count']}".encode() in \
         facts.snapshot.files.get(alloc.path, b"")
-    return (rule.id, repr(sorted(rule.params.items())), repr(prof), facts.fields,
+    return (rule.id, repr(sorted(rule.params.items())), prof, facts.fields,
             found.pack, alloc and (alloc.size_text, alloc.path, alloc.function), counted,
             model.signature(facts, prof, roots, mentioned),
             space.kconfig_range(facts.snapshot.files, prof))  # the builds swept
