@@ -14,6 +14,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from types import MappingProxyType
 
@@ -87,8 +88,14 @@ class Profile:
         return hash((self.name, self.source))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Profile) and (self.name, self.source) == (other.name,
-                                                                          other.source)
+        """Every field: a profile keys the model's caches (the tree, the roles, the
+        engine's bindings), and one that differs only in its host (``replace(p, env=…)``)
+        or configuration must not be served another's. The same object is equal at once."""
+        if self is other:
+            return True
+        if not isinstance(other, Profile):
+            return False
+        return all(getattr(self, f.name) == getattr(other, f.name) for f in dataclass_fields(self))
 
     def field_name(self, role: str) -> str:
         return self.fields[role]

@@ -71,21 +71,31 @@ def _run_one(rule, spec: Spec, facts: Facts, reuse: bool) -> list[Finding]:
 
 
 def _key(rule, spec: Spec, facts: Facts) -> tuple:
-    """What the verdict depends on: the functions reachable from the declared roles
-    (and from the profile's entry points and sanitizers), and the macro values."""
+    """What the verdict depends on: the profile, the field names the facts were read
+    with, the functions reachable from the declared roles (and from the profile's
+    entry points and sanitizers), from every function that indexes the table (the
+    loops vcore-index checks anywhere, the votes that find the packing function) and
+    from the VP helpers, the roles found, the macros, and the builds swept."""
     from ..model import packing as model
     from ..model import roles, space
 
     prof = rule.profile
     found = roles.find(facts, prof)
     roots = {n for role in spec.reads for n in found.functions(role)}
+    roots |= {s.function for s in facts.all("subscripts") if s.function}
+    roots |= set(found.vp_helpers)
     mentioned: set[str] = set()
     if "entries" in spec.reads:
         roots |= {e.function for e in prof.entries}
         mentioned |= set(prof.sanitizers)
-    if "allocation" in spec.reads and found.allocation is not None:
-        roots.add(found.allocation.function or "")
-    return (rule.id, repr(sorted(rule.params.items())),
+    alloc = found.allocation
+    if "allocation" in spec.reads and alloc is not None:
+        roots.add(alloc.function or "")
+    # vp-block-bound sweeps nr_servers only where the allocation's file has that field
+    counted = alloc is not None and f"->{prof.fields['block_count']}".encode() in \
+        facts.snapshot.files.get(alloc.path, b"")
+    return (rule.id, repr(sorted(rule.params.items())), prof, facts.fields,
+            found.pack, alloc and (alloc.size_text, alloc.path, alloc.function), counted,
             model.signature(facts, prof, roots, mentioned),
             space.kconfig_range(facts.snapshot.files, prof))  # the builds swept
 

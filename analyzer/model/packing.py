@@ -256,7 +256,8 @@ def signature(facts: Facts, prof: Profile, roots: set[str],
     """A digest of everything a model-backed verdict can depend on: the text and
     file of every function reachable through calls from ``roots`` or from a
     function that calls one of ``mentioned`` (the allocator, the sanitizers),
-    and the chosen macro values.
+    the chosen macro values, object-like and function-like, and what checks read
+    of the whole tree (see :func:`_index`).
 
     A patch that touches none of it leaves the verdict unchanged, so series
     mode reuses it instead of sweeping again. Line numbers are left out: a
@@ -266,7 +267,7 @@ def signature(facts: Facts, prof: Profile, roots: set[str],
     """
     import hashlib
 
-    graph, values = _index(facts, prof)
+    graph, values, wide = _index(facts, prof)
     todo = {n for n in roots if n in graph}
     todo |= {f for f, (_, callees) in graph.items() if callees & mentioned}
     seen: set[str] = set()
@@ -279,20 +280,40 @@ def signature(facts: Facts, prof: Profile, roots: set[str],
         h.update(f"{name}\0{facts.functions[name].path}\0{graph[name][0]}\0".encode())
     for name, value in values:
         h.update(f"{name}={value}\0".encode())
+    h.update(wide.encode())
     return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=2)
-def _index(facts: Facts, prof: Profile) -> tuple[dict, tuple]:
+def _index(facts: Facts, prof: Profile) -> tuple[dict, tuple, str]:
     """Per snapshot, shared by its rules: the active functions -> (digest of their
-    text, the names they call), and the chosen macro values."""
+    text, the names they call); the chosen macro values, function-like macros as
+    ``NAME(PARAMS)=BODY`` (a guard or an index may be written through one); and what
+    checks read outside any call graph: every function, built or not, that names an
+    ID-space macro (capacity notes generic KVM's comparison with it), and the sizes
+    the table field is declared with in headers (id-bound-mismatch's counts)."""
     graph = {}
+    space = tuple(n.encode() for n in prof.id_space)
+    wide = []
     for f in facts.functions.values():
-        if defines.active(f.conds, prof.kconfig, prof.arch_defined):
-            text = facts.snapshot.files[f.path][f.start_byte:f.end_byte]
+        text = facts.snapshot.files[f.path][f.start_byte:f.end_byte]
+        active = defines.active(f.conds, prof.kconfig, prof.arch_defined)
+        if active:
             graph[f.name] = _calls_in(text.decode("utf-8", "replace"))
+        if any(n in text for n in space):
+            digest = graph[f.name][0] if active else _calls_in(text.decode("utf-8",
+                                                                            "replace"))[0]
+            wide.append(f"{f.name}\0{f.path}\0{digest}")
+    table = (facts.fields.table if facts.fields is not None else prof.fields["table"]).encode()
+    decl = re.compile(rb"\b" + re.escape(table) + rb"\s*\[\s*(\w+)\s*\]\s*;")
+    for path, data in sorted(facts.snapshot.files.items()):
+        if path.endswith(".h") and table in data:
+            wide.extend(f"{path}:{m.decode()}" for m in decl.findall(data))
     chosen = defines.select(facts.all("defines"), prof.kconfig, prof.arch_defined)
-    return graph, tuple(sorted(defines.values(chosen).items()))
+    macros = cmacros.function_macros(facts.all("macros"), prof.kconfig, prof.arch_defined)
+    values = sorted(defines.values(chosen).items()) + sorted(
+        (f"{name}({','.join(params)})", body) for name, (params, body) in macros.items())
+    return graph, tuple(values), "\0".join(wide)
 
 
 _CALL = re.compile(r"\b(\w+)\s*\(")

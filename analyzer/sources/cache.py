@@ -63,7 +63,20 @@ def code_version() -> str:
     for p in sorted((r for r in rules.iterdir() if r.name.endswith(".toml")),
                     key=lambda r: r.name):
         h.update(p.name.encode() + b"\0" + p.read_bytes())
+    for p in _parser_binaries():
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
     return h.hexdigest()[:32]
+
+
+def _parser_binaries() -> list[Path]:
+    """The compiled tree-sitter runtime and C grammar: the parse trees every finding is
+    read from are theirs, and ``pip install -U tree-sitter-c`` keeps the cache."""
+    import tree_sitter
+    import tree_sitter_c
+
+    return [p for mod in (tree_sitter, tree_sitter_c)
+            for p in sorted(Path(mod.__file__).resolve().parent.iterdir())
+            if p.suffix in (".so", ".pyd", ".dylib")]
 
 
 def _path(space: str, key: str) -> Path:
