@@ -495,15 +495,8 @@ def _strip_comments(s: str) -> str:
     return " ".join(s.split())
 
 
-def _function_declarator(fn: Node) -> Node | None:
-    d = fn.child_by_field_name("declarator")
-    while d is not None and d.type != "function_declarator":
-        d = d.child_by_field_name("declarator")
-    return d
-
-
 def _params(fn: Node) -> tuple[str, ...]:
-    d = _function_declarator(fn)
+    d = cparse.function_declarator(fn)
     return _declared_params(d) if d is not None else ()
 
 
@@ -525,14 +518,9 @@ def _functions(path: str, root: Node) -> tuple[Function, ...]:
     (``cparse.function_name`` and :func:`_params` would walk it twice)."""
     out = []
     for fn in _top_level(root)["function_definition"]:
-        d = _function_declarator(fn)
-        if d is None:
-            continue
-        name = d.child_by_field_name("declarator")
-        while name is not None and name.type not in ("identifier", "field_identifier"):
-            name = name.child_by_field_name("declarator")
-        if name is not None and (text := cparse.text(name)):
-            out.append(Function(text, path, _line(fn), fn.end_point.row + 1,
+        d = cparse.function_declarator(fn)
+        if d is not None and (name := cparse.declarator_name(d)):
+            out.append(Function(name, path, _line(fn), fn.end_point.row + 1,
                                 _declared_params(d), fn.start_byte, fn.end_byte, _pp_conds(fn)))
     return tuple(out)
 

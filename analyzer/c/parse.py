@@ -445,11 +445,20 @@ def enclosing_function(node: Node) -> Node | None:
 
 def function_name(fn: Node) -> str | None:
     """Name declared by a ``function_definition`` (looks through pointer declarators)."""
+    d = function_declarator(fn)
+    return declarator_name(d) if d is not None else None
+
+
+def function_declarator(fn: Node) -> Node | None:
+    """The ``function_declarator`` of a ``function_definition`` (under pointers)."""
     d = fn.child_by_field_name("declarator")
     while d is not None and d.type != "function_declarator":
         d = d.child_by_field_name("declarator")
-    if d is None:
-        return None
+    return d
+
+
+def declarator_name(d: Node) -> str | None:
+    """The name a ``function_declarator`` declares."""
     name = d.child_by_field_name("declarator")
     while name is not None and name.type not in ("identifier", "field_identifier"):
         name = name.child_by_field_name("declarator")
