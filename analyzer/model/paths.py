@@ -452,7 +452,11 @@ def boundaries(t: model.Tree, path: Path, env: dict) -> set[int]:
 def holds(t: model.Tree, guard, env: dict, flow: IdFlow, function: str) -> bool:
     """Does the guard hold? The one exception policy: C the model cannot evaluate makes
     the verdict undecided; bugs of the evaluator itself propagate."""
-    r = evaluate(t, guard, env, function)
+    return passes(evaluate(t, guard, env, function), guard)
+
+
+def passes(r, guard) -> bool:
+    """Does the evaluated condition ``r`` let the path through ``guard``?"""
     return not r.crashed and bool(r.value) == guard.holds
 
 
@@ -765,6 +769,7 @@ def runner(t: model.Tree, path: Path, config: model.Config,
                  for hop in path.hops if hop.guards)
     last = path.hops[-1]
     final = _base_env((), config, extra_key)
+    target: list = []  # compiled when an ID first gets through (it may not compile)
 
     def run_one(vid: int) -> Outcome:
         for hop, base, field_ in hops:
@@ -776,20 +781,12 @@ def runner(t: model.Tree, path: Path, config: model.Config,
             for g in hop.guards:
                 if not holds(t, g, env, hop.flow, hop.function):
                     return Outcome(False, (hop.function, g.line), None)
-        target, nparams = _target(t, last.callee)
-        args = [0] * nparams
+        if not target:
+            target[:] = t.compiled(last.callee), len(t.facts.functions[last.callee].params)
+        args = [0] * target[1]
         args[last.arg_index] = vid
-        return Outcome(True, None, target(*args, env=final))
+        return Outcome(True, None, target[0](*args, env=final))
     return run_one
-
-
-def _target(t: model.Tree, callee: str) -> tuple:
-    """(the compiled target, its number of parameters): looked up once per tree."""
-    got = t._memo.get(("target", callee))
-    if got is None:
-        nparams = len(t.facts.functions[callee].params)
-        got = t._memo["target", callee] = (t.compiled(callee), nparams)
-    return got
 
 
 @functools.lru_cache(maxsize=1024)
@@ -891,7 +888,7 @@ class CreatePath:
         r = known.get(guard.text)
         if r is None:
             r = known[guard.text] = evaluate(self.tree, guard, env, self.function)
-        return not r.crashed and bool(r.value) == guard.holds
+        return passes(r, guard)
 
     def _refusing(self, env, known: dict | None = None) -> int | None:
         """The line of the first guard that every assignment of the index sits under
