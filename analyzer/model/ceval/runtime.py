@@ -364,28 +364,24 @@ class Compiled:
         events: list[Event] = []
         if args or self._bounds:
             args = self._normalised(args)
+        return self._run([{} if env is None else env, events, *args, *self.zeros], events)
+
+    def value_of(self, env: Mapping[str, int]) -> Result:
+        """``self(env=env)`` of a function without parameters (a compiled expression:
+        the path engine asks one per guard and ID)."""
+        events: list[Event] = []
+        return self._run([env, events, *self.zeros], events)
+
+    def _run(self, frame: list, events: list[Event]) -> Result:
+        """Run the body on ``frame`` (whose second cell is ``events``)."""
         try:
-            r = self.body([{} if env is None else env, events, *args, *self.zeros])
+            r = self.body(frame)
             value = 0 if r is None or r is _VOID else r
         except _Crash:
             return Result(None, tuple(events), True)
         except RecursionError:
             raise ModelError(f"recursion too deep in {self.name}()", self.name) from None
         got = None if events else self._results.get(value)  # the common case, inline
-        return got if got is not None else self._result(value, events)
-
-    def value_of(self, env: Mapping[str, int]) -> Result:
-        """``self(env=env)`` of a function without parameters (a compiled expression:
-        the path engine asks one per guard and ID)."""
-        events: list[Event] = []
-        try:
-            r = self.body([env, events, *self.zeros])
-            value = 0 if r is None or r is _VOID else r
-        except _Crash:
-            return Result(None, tuple(events), True)
-        except RecursionError:
-            raise ModelError(f"recursion too deep in {self.name}()", self.name) from None
-        got = None if events else self._results.get(value)
         return got if got is not None else self._result(value, events)
 
     def over(self, args: Sequence[int | None], at: int, values: Iterable[int | None],
