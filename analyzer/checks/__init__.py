@@ -92,8 +92,7 @@ def _key(rule, spec: Spec, facts: Facts) -> tuple:
     if "allocation" in spec.reads and alloc is not None:
         roots.add(alloc.function or "")
     # vp-block-bound sweeps nr_servers only where the allocation's file has that field
-    counted = alloc is not None and f"->{prof.fields['block_count']}".encode() in \
-        facts.snapshot.files.get(alloc.path, b"")
+    counted = alloc is not None and alloc.counted(facts.snapshot.files, prof)
     return (rule.id, repr(sorted(rule.params.items())), prof, facts.fields,
             found.pack, alloc and (alloc.size_text, alloc.path, alloc.function), counted,
             model.signature(facts, prof, roots, mentioned),

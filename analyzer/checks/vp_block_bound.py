@@ -81,8 +81,8 @@ def _count(rule, t, alloc, cfg, nr: int) -> tuple[str, int]:
     """What the block is meant to hold: ``nr_servers`` where the tree has that field
     (the value swept), else the profile's vCPU count (a tree from before it)."""
     field = rule.profile.fields["block_count"]
-    if t._once(("block-count-field", alloc.path, field), lambda: f"->{field}".encode() in
-               t.facts.snapshot.files.get(alloc.path, b"")):
+    if t._once(("block-count-field", alloc), lambda: alloc.counted(t.facts.snapshot.files,
+                                                                   rule.profile)):
         return field, nr
     return rule.profile.count, t.macro(rule.profile.count, cfg)
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..c import defines, guards
 from ..c import macros as cmacros
 from ..c import parse as cparse
 from ..c.facts import Facts
+from ..profile import Profile
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,11 @@ class Allocation:
     path: str
     line: int
     function: str | None
+
+    def counted(self, files: Mapping[str, bytes], prof: Profile) -> bool:
+        """Does the allocation's file use the block-count field (``->nr_servers``)? The
+        block is then meant to hold that many VPs; before the field, the vCPU count."""
+        return f"->{prof.fields['block_count']}".encode() in files.get(self.path, b"")
 
 
 @dataclass(frozen=True)
