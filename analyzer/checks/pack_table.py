@@ -72,8 +72,7 @@ def _located(rule, t, name: str, found) -> Iterator[Finding]:
     for f in found:
         ids = list(f.counterexample["ids"])
         ce = f.counterexample
-        cfg = model.Config(ce[t.profile.nr_cpus], ce[t.profile.stride],
-                           ce["threads_per_core"], t.profile)
+        cfg = t.config(ce[t.profile.nr_cpus], ce[t.profile.stride], ce["threads_per_core"])
         e = _pack_fault.entry_fault_of(t, s, pack, cfg, ids[0]) \
             if fault is not None and len(ids) == 1 else None
         if e is not None:
