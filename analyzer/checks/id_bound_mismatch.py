@@ -127,11 +127,8 @@ def count_roles(t, found) -> dict[str, str]:
         for bound in _result_bounds(t, found.pack):
             out.setdefault(_last_name(bound), f"{found.pack}() keeps the packed index below it")
     table = t.facts.fields.table if t.facts.fields is not None else t.profile.fields["table"]
-    for path in sorted(t.facts.snapshot.files):
-        if path.endswith(".h") and table.encode() in t.facts.snapshot.files[path]:
-            for m in re.finditer(rf"\b{re.escape(table)}\s*\[\s*(\w+)\s*\]\s*;",
-                                 t.facts.snapshot.files[path].decode("utf-8", "replace")):
-                out.setdefault(m.group(1), f"it sizes {table}[] ({path})")
+    for path, size in roles_mod.table_sizes(t.facts, t.profile):
+        out.setdefault(size, f"it sizes {table}[] ({path})")
     for d in t.defines.values():  # another name for a count is that count
         base = _last_name(d.value)
         if base in out and d.name not in out:

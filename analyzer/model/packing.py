@@ -23,7 +23,7 @@ from ..c import parse as cparse
 from ..c.defines import Define
 from ..c.facts import Facts, Function
 from ..profile import Profile
-from . import ceval
+from . import ceval, roles
 
 SMALL_BUILD = 32  # up to here every threads-per-core count is swept; above, the extremes
 
@@ -304,11 +304,7 @@ def _index(facts: Facts, prof: Profile) -> tuple[dict, tuple, str]:
             digest = graph[f.name][0] if active else _calls_in(text.decode("utf-8",
                                                                             "replace"))[0]
             wide.append(f"{f.name}\0{f.path}\0{digest}")
-    table = (facts.fields.table if facts.fields is not None else prof.fields["table"]).encode()
-    decl = re.compile(rb"\b" + re.escape(table) + rb"\s*\[\s*(\w+)\s*\]\s*;")
-    for path, data in sorted(facts.snapshot.files.items()):
-        if path.endswith(".h") and table in data:
-            wide.extend(f"{path}:{m.decode()}" for m in decl.findall(data))
+    wide.extend(f"{path}:{size}" for path, size in roles.table_sizes(facts, prof))
     chosen = defines.select(facts.all("defines"), prof.kconfig, prof.arch_defined)
     macros = cmacros.function_macros(facts.all("macros"), prof.kconfig, prof.arch_defined)
     values = sorted(defines.values(chosen).items()) + sorted(

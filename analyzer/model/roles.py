@@ -13,6 +13,7 @@ helper, a local or a parameter changes nothing here.
 from __future__ import annotations
 
 import functools
+import re
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -195,3 +196,14 @@ def _expanded(facts: Facts, prof, name: str):
     macros = cmacros.function_macros(facts.all("macros"), prof.kconfig, prof.arch_defined)
     return cmacros.expand_function(facts.node(name), facts.snapshot.files[f.path], macros,
                                    facts.functions)[0]
+
+
+@functools.lru_cache(maxsize=2)
+def table_sizes(facts: Facts, prof: Profile) -> tuple[tuple[str, str], ...]:
+    """(header, size name) of each declaration of the VCORE table field
+    (``vcores[KVM_MAX_VCORES];``): the size it is declared with is a count."""
+    table = facts.fields.table if facts.fields is not None else prof.fields["table"]
+    decl = re.compile(rb"\b" + re.escape(table.encode()) + rb"\s*\[\s*(\w+)\s*\]\s*;")
+    return tuple((path, m.decode()) for path, data in sorted(facts.snapshot.files.items())
+                 if path.endswith(".h") and table.encode() in data
+                 for m in decl.findall(data))
